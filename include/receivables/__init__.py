@@ -1,0 +1,1 @@
+"""Accounts-receivable collection on Apache Airflow."""
