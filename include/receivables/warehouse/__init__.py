@@ -1,0 +1,1 @@
+"""The warehouse: schema, migrations, engine creation and the SQL file runner."""

@@ -1,0 +1,145 @@
+"""The warehouse schema (SQLAlchemy Core). Alembic migrations create it; see ``migrations/``.
+
+Money columns use :class:`~receivables.warehouse.types.Money`; dates are ``DATE``; every ledger
+row remembers the file it came from (``source_file_id``) so a data engineer can trace it.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from receivables.warehouse.types import Money
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+ID = sa.String(64)
+CURRENCY = sa.String(3)
+
+ingested_files = sa.Table(
+    "ingested_files",
+    metadata,
+    sa.Column("file_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("file_name", sa.String(255), nullable=False, comment="name as dropped in the inbox"),
+    sa.Column("kind", sa.String(32), comment="collectors, customers, invoices, payments"),
+    sa.Column("file_format", sa.String(16)),
+    sa.Column("encoding", sa.String(32)),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, comment="why a file was refused whole"),
+    sa.Column("reason_column", sa.String(255), comment="the column(s) a refusal is about"),
+    sa.Column("rows_read", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("rows_loaded", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("rows_quarantined", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("as_of_date", sa.Date, nullable=False, comment="business date of the ingest run"),
+    sa.Column("dag_run_id", sa.String(250)),
+    sa.Column("stored_path", sa.Text, comment="where the file went: archive/ or rejected/"),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("status IN ('loaded', 'rejected')", name="status"),
+    sa.CheckConstraint("rows_read = rows_loaded + rows_quarantined", name="rows_reconcile"),
+    sa.Index(
+        "uq_ingested_files_loaded_sha256",
+        "sha256",
+        unique=True,
+        sqlite_where=sa.text("status = 'loaded'"),
+        postgresql_where=sa.text("status = 'loaded'"),
+    ),
+)
+
+quarantined_rows = sa.Table(
+    "quarantined_rows",
+    metadata,
+    sa.Column("quarantine_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("file_id", sa.ForeignKey("ingested_files.file_id"), nullable=False, index=True),
+    sa.Column("row_number", sa.Integer, comment="data rows counted from 1"),
+    sa.Column("record_id", sa.String(255), comment="the row's own id when it could be read"),
+    sa.Column("column_name", sa.String(255)),
+    sa.Column("value", sa.Text),
+    sa.Column("reason", sa.Text, nullable=False),
+)
+
+collectors = sa.Table(
+    "collectors",
+    metadata,
+    sa.Column("collector_id", ID, primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("email", sa.String(320)),
+    sa.Column("team", sa.String(255)),
+    sa.Column("source_file_id", sa.ForeignKey("ingested_files.file_id"), nullable=False),
+)
+
+customers = sa.Table(
+    "customers",
+    metadata,
+    sa.Column("customer_id", ID, primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("email", sa.Text, comment="one or more addresses separated by ';'"),
+    sa.Column("phone", sa.String(64)),
+    sa.Column("locale", sa.String(8), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("segment", sa.String(64)),
+    sa.Column("credit_limit", Money),
+    sa.Column("currency", CURRENCY, nullable=False),
+    sa.Column("collector_id", ID, index=True, comment="not enforced: collectors may come later"),
+    sa.Column("do_not_contact", sa.Boolean, nullable=False),
+    sa.Column("source_file_id", sa.ForeignKey("ingested_files.file_id"), nullable=False),
+)
+
+invoices = sa.Table(
+    "invoices",
+    metadata,
+    sa.Column("invoice_id", ID, primary_key=True),
+    sa.Column(
+        "customer_id", ID, sa.ForeignKey("customers.customer_id"), nullable=False, index=True
+    ),
+    sa.Column("issue_date", sa.Date, nullable=False),
+    sa.Column("due_date", sa.Date, nullable=False),
+    sa.Column("amount", Money, nullable=False),
+    sa.Column("currency", CURRENCY, nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column("disputed", sa.Boolean, nullable=False),
+    sa.Column("source_file_id", sa.ForeignKey("ingested_files.file_id"), nullable=False),
+    sa.CheckConstraint("amount > 0", name="amount_positive"),
+    sa.CheckConstraint("due_date >= issue_date", name="due_after_issue"),
+)
+
+payments = sa.Table(
+    "payments",
+    metadata,
+    sa.Column("payment_id", ID, primary_key=True),
+    sa.Column("invoice_id", ID, sa.ForeignKey("invoices.invoice_id"), nullable=False),
+    sa.Column("paid_date", sa.Date, nullable=False),
+    sa.Column("amount", Money, nullable=False),
+    sa.Column("method", sa.String(64)),
+    sa.Column("source_file_id", sa.ForeignKey("ingested_files.file_id"), nullable=False),
+    sa.CheckConstraint("amount > 0", name="amount_positive"),
+    sa.Index("ix_payments_invoice_id_paid_date", "invoice_id", "paid_date"),
+)
+
+aging_snapshots = sa.Table(
+    "aging_snapshots",
+    metadata,
+    sa.Column("as_of_date", sa.Date, primary_key=True),
+    sa.Column("invoice_id", ID, primary_key=True),
+    sa.Column("customer_id", ID, nullable=False),
+    sa.Column("currency", CURRENCY, nullable=False),
+    sa.Column("amount", Money, nullable=False),
+    sa.Column("paid", Money, nullable=False, comment="payments with paid_date <= as_of_date"),
+    sa.Column("outstanding", Money, nullable=False),
+    sa.Column("issue_date", sa.Date, nullable=False),
+    sa.Column("due_date", sa.Date, nullable=False),
+    sa.Column("days_past_due", sa.Integer, nullable=False),
+    sa.Column("bucket", sa.String(16), nullable=False),
+    sa.Column("risk_class", sa.String(16), nullable=False),
+    sa.Column("disputed", sa.Boolean, nullable=False),
+    sa.Index("ix_aging_snapshots_as_of_date_customer_id", "as_of_date", "customer_id"),
+)

@@ -1,0 +1,100 @@
+"""Run the set-based SQL kept as files under ``sql/`` (Jinja2 templates, one per dialect need).
+
+A file may hold several statements separated by a line that is exactly ``;``-terminated; the
+template sees ``dialect`` (``"sqlite"`` or ``"postgresql"``) and these macros, which hide the
+differences that matter here:
+
+* ``days_between(later, earlier)`` — whole days between two DATE expressions;
+* ``cents(expr)`` — a Money column as integer cents; ``money(expr)`` — integer cents as Money
+  (on SQLite money already *is* cents, see :mod:`receivables.warehouse.types`);
+* ``money_text(cents)`` — non-negative integer cents as text with two decimals, for messages;
+* ``date_param(name)`` — a bound date parameter usable in comparisons.
+
+Values always go in as bound parameters; only validated configuration (bucket bounds and
+names) is rendered into the text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+import jinja2
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from receivables.paths import SQL_DIR
+
+
+def _macros(dialect: str) -> dict[str, Any]:
+    if dialect == "sqlite":
+        return {
+            "days_between": lambda later, earlier: (
+                f"CAST(julianday({later}) - julianday({earlier}) AS INTEGER)"
+            ),
+            "cents": lambda expr: f"({expr})",
+            "money": lambda expr: f"({expr})",
+            "date_param": lambda name: f"date(:{name})",
+            "money_text": lambda cents: f"printf('%d.%02d', ({cents}) / 100, ({cents}) % 100)",
+        }
+    return {
+        "days_between": lambda later, earlier: f"(({later})::date - ({earlier})::date)",
+        "cents": lambda expr: f"(({expr}) * 100)::bigint",
+        "money": lambda expr: f"(CAST({expr} AS NUMERIC(18, 2)) / 100)",
+        "date_param": lambda name: f"CAST(:{name} AS DATE)",
+        "money_text": lambda cents: (
+            f"CAST(CAST(CAST(({cents}) AS NUMERIC(20, 0)) / 100 AS NUMERIC(18, 2)) AS TEXT)"
+        ),
+    }
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(SQL_DIR),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,  # SQL, not HTML: values are bound parameters, never rendered
+    )
+
+
+def render(name: str, dialect: str, **context: Any) -> list[str]:
+    """Render ``sql/<name>`` for ``dialect`` and split it into statements."""
+    template = _environment().get_template(name)
+    text = template.render(dialect=dialect, **_macros(dialect), **context)
+    statements = []
+    for chunk in text.split(";\n"):
+        body = "\n".join(
+            line
+            for line in chunk.splitlines()
+            if line.strip() and not line.strip().startswith("--")
+        ).strip()
+        if body:
+            statements.append(body.rstrip(";"))
+    return statements
+
+
+def execute(
+    conn: Connection,
+    name: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    types: Mapping[str, sa.types.TypeEngine] | None = None,
+    **context: Any,
+) -> list[sa.CursorResult]:
+    """Render and run every statement of ``sql/<name>`` on ``conn`` (inside its transaction).
+
+    ``types`` declares bound parameter types (e.g. ``{"as_of": sa.Date()}``) so dates and money
+    are converted the way the dialect needs.
+    """
+    results = []
+    for statement in render(name, conn.dialect.name, **context):
+        clause = sa.text(statement)
+        used = {k: v for k, v in (params or {}).items() if re.search(rf"(?<!:):{k}\b", statement)}
+        for key, type_ in (types or {}).items():
+            if key in used:
+                clause = clause.bindparams(sa.bindparam(key, type_=type_))
+        results.append(conn.execute(clause, used))
+    return results

@@ -1,0 +1,43 @@
+-- Checks of payment rows against the warehouse. Each statement returns problems; the rows they
+-- name are held back before the next statement runs.
+SELECT s.row_number,
+       s.payment_id AS record_id,
+       'invoice_id' AS column_name,
+       s.invoice_id AS value,
+       'unknown invoice_id: no such invoice in the warehouse or in an earlier file of this drop'
+           AS reason
+FROM {{ stg }} s
+WHERE NOT s.held
+  AND NOT EXISTS (SELECT 1 FROM invoices i WHERE i.invoice_id = s.invoice_id);
+
+-- Payments never add up to more than the invoice: counted in paid_date order, earlier payments
+-- first (a payment this file corrects counts with its new amount only). The payment that
+-- crosses the amount, and any after it, are held back.
+WITH earlier AS (
+    SELECT p.invoice_id, SUM({{ cents('p.amount') }}) AS paid_cents
+    FROM payments p
+    WHERE EXISTS (SELECT 1 FROM {{ stg }} x WHERE x.invoice_id = p.invoice_id AND NOT x.held)
+      AND NOT EXISTS (SELECT 1 FROM {{ stg }} y WHERE y.payment_id = p.payment_id AND NOT y.held)
+    GROUP BY p.invoice_id
+),
+running AS (
+    SELECT s.row_number, s.payment_id, s.invoice_id, s.amount_cents,
+           SUM(s.amount_cents) OVER (
+               PARTITION BY s.invoice_id ORDER BY s.paid_date, s.row_number
+               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+           ) AS running_cents
+    FROM {{ stg }} s
+    WHERE NOT s.held
+)
+SELECT r.row_number,
+       r.payment_id AS record_id,
+       'amount' AS column_name,
+       {{ money_text('r.amount_cents') }} AS value,
+       'payments would exceed the invoice amount of ' || {{ money_text(cents('i.amount')) }}
+           || ' (' || {{ money_text('COALESCE(e.paid_cents, 0)') }} || ' paid before this file, '
+           || {{ money_text('COALESCE(e.paid_cents, 0) + r.running_cents') }}
+           || ' with this payment)' AS reason
+FROM running r
+JOIN invoices i ON i.invoice_id = r.invoice_id
+LEFT JOIN earlier e ON e.invoice_id = r.invoice_id
+WHERE COALESCE(e.paid_cents, 0) + r.running_cents > {{ cents('i.amount') }}
