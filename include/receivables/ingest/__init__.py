@@ -1,0 +1,1 @@
+"""Ledger ingest: read inbox files, check every row, stage, validate with GX, load atomically."""

@@ -1,0 +1,155 @@
+"""The file kinds of the ledger drop (CONTRACT §3) and their columns.
+
+One declaration per kind drives everything downstream: the row checks, the staging table, the
+Great Expectations suites (which must agree with it; a test checks that) and the load order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Column types understood by :mod:`receivables.ingest.rules`.
+COLUMN_TYPES = (
+    "id",
+    "text",
+    "date",
+    "amount",
+    "bool",
+    "email_list",
+    "locale",
+    "timezone",
+    "currency",
+)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a ledger file."""
+
+    name: str
+    type: str
+    required: bool = False
+    max_length: int = 255
+    #: amounts: True means strictly positive (> 0), False allows zero
+    positive: bool = True
+
+    def __post_init__(self) -> None:
+        if self.type not in COLUMN_TYPES:
+            raise ValueError(f"column {self.name}: unknown type {self.type!r}")
+
+    @property
+    def staged_name(self) -> str:
+        """Name in the staging table (amounts are staged as integer cents)."""
+        return f"{self.name}_cents" if self.type == "amount" else self.name
+
+
+@dataclass(frozen=True)
+class FileKind:
+    """A kind of ledger file, recognised by its name prefix."""
+
+    name: str
+    id_column: str
+    columns: tuple[Column, ...]
+    #: loading order within one drop: customers before their invoices, invoices before payments
+    order: int
+    description: str = ""
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """Names of the required columns."""
+        return tuple(c.name for c in self.columns if c.required)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Names of all known columns, in contract order."""
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> Column:
+        """The column called ``name``."""
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+KINDS: dict[str, FileKind] = {
+    kind.name: kind
+    for kind in (
+        FileKind(
+            name="collectors",
+            id_column="collector_id",
+            order=0,
+            description="collection staff (an extension of CONTRACT §3)",
+            columns=(
+                Column("collector_id", "id", required=True, max_length=64),
+                Column("name", "text", required=True),
+                Column("email", "email_list", max_length=320),
+                Column("team", "text"),
+            ),
+        ),
+        FileKind(
+            name="customers",
+            id_column="customer_id",
+            order=1,
+            columns=(
+                Column("customer_id", "id", required=True, max_length=64),
+                Column("name", "text", required=True),
+                Column("email", "email_list", max_length=2000),
+                Column("phone", "text", max_length=64),
+                Column("locale", "locale"),
+                Column("timezone", "timezone"),
+                Column("segment", "text", max_length=64),
+                Column("credit_limit", "amount", positive=False),
+                Column("currency", "currency"),
+                Column("collector_id", "id", max_length=64),
+                Column("do_not_contact", "bool"),
+            ),
+        ),
+        FileKind(
+            name="invoices",
+            id_column="invoice_id",
+            order=2,
+            columns=(
+                Column("invoice_id", "id", required=True, max_length=64),
+                Column("customer_id", "id", required=True, max_length=64),
+                Column("issue_date", "date", required=True),
+                Column("due_date", "date", required=True),
+                Column("amount", "amount", required=True),
+                Column("currency", "currency"),
+                Column("description", "text", max_length=2000),
+                Column("disputed", "bool"),
+            ),
+        ),
+        FileKind(
+            name="payments",
+            id_column="payment_id",
+            order=3,
+            columns=(
+                Column("payment_id", "id", required=True, max_length=64),
+                Column("invoice_id", "id", required=True, max_length=64),
+                Column("paid_date", "date", required=True),
+                Column("amount", "amount", required=True),
+                Column("method", "text", max_length=64),
+            ),
+        ),
+    )
+}
+
+#: Prefixes the contract reserves for later kinds: such files wait in the inbox untouched.
+RESERVED_PREFIXES = ("fx_rates", "legal_updates")
+
+FORMATS = {".csv": "csv", ".xlsx": "xlsx", ".parquet": "parquet"}
+
+
+def kind_for(file_name: str) -> FileKind | None:
+    """The kind a file name announces by its prefix (case-insensitive), or None."""
+    lowered = file_name.lower()
+    for kind in KINDS.values():
+        if lowered.startswith(kind.name):
+            return kind
+    return None
+
+
+def ordered_kinds() -> list[FileKind]:
+    """Kinds in loading order."""
+    return sorted(KINDS.values(), key=lambda k: k.order)
