@@ -68,6 +68,21 @@ class Settings:
             config_file=Path(config_file).expanduser().resolve() if config_file else None,
         )
 
+    def warehouse_url(self, environ: dict[str, str] | None = None) -> str:
+        """The warehouse URL outside Airflow: ``RECEIVABLES_DB_URL``, else the
+        ``receivables_db`` connection given as ``AIRFLOW_CONN_RECEIVABLES_DB``, else SQLite.
+
+        (Inside Airflow tasks, :func:`receivables.airflow.context.warehouse_url` also finds a
+        ``receivables_db`` connection kept in Airflow's metadata database or secrets backend.)
+        """
+        if self.db_url:
+            return self.db_url
+        env = os.environ if environ is None else environ
+        connection = env.get("AIRFLOW_CONN_RECEIVABLES_DB")
+        if connection:
+            return connection_url(connection)
+        return self.default_db_url
+
     @property
     def default_db_url(self) -> str:
         """The embedded warehouse: ``sqlite:///$RECEIVABLES_HOME/warehouse.db``."""
@@ -117,6 +132,38 @@ class Settings:
     def policy(self) -> Policy:
         """The business policy (defaults, or the TOML file named by ``RECEIVABLES_CONFIG``)."""
         return load_policy(self.config_file)
+
+
+def connection_url(value: str) -> str:
+    """A SQLAlchemy URL from an Airflow connection in URI or JSON form."""
+    import json
+    from urllib.parse import quote
+
+    value = value.strip()
+    if not value.startswith("{"):
+        return value
+    try:
+        conn = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"AIRFLOW_CONN_RECEIVABLES_DB is neither a URI nor JSON: {exc}") from None
+    scheme = {"postgres": "postgresql", "postgresql": "postgresql", "sqlite": "sqlite"}.get(
+        conn.get("conn_type", "")
+    )
+    if scheme is None:
+        raise ConfigError(
+            f"AIRFLOW_CONN_RECEIVABLES_DB: conn_type {conn.get('conn_type')!r} is not supported "
+            "(expected postgres or sqlite)"
+        )
+    if scheme == "sqlite":
+        return f"sqlite:///{conn.get('host') or conn.get('schema')}"
+    auth = ""
+    if conn.get("login"):
+        auth = quote(conn["login"], safe="")
+        if conn.get("password"):
+            auth += ":" + quote(conn["password"], safe="")
+        auth += "@"
+    port = f":{conn['port']}" if conn.get("port") else ""
+    return f"postgresql://{auth}{conn.get('host', 'localhost')}{port}/{conn.get('schema', '')}"
 
 
 class _Strict(BaseModel):

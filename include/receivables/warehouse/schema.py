@@ -143,3 +143,12 @@ aging_snapshots = sa.Table(
     sa.Column("disputed", sa.Boolean, nullable=False),
     sa.Index("ix_aging_snapshots_as_of_date_customer_id", "as_of_date", "customer_id"),
 )
+
+aging_runs = sa.Table(
+    "aging_runs",
+    metadata,
+    sa.Column("as_of_date", sa.Date, primary_key=True),
+    sa.Column("open_invoices", sa.Integer, nullable=False),
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False, comment="audit only"),
+    comment="one row per as-of date whose aging snapshot exists (even when it has no rows)",
+)

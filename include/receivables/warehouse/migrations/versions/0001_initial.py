@@ -20,6 +20,14 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table(
+        "aging_runs",
+        sa.Column("as_of_date", sa.Date(), nullable=False),
+        sa.Column("open_invoices", sa.Integer(), nullable=False),
+        sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False, comment="audit only"),
+        sa.PrimaryKeyConstraint("as_of_date", name=op.f("pk_aging_runs")),
+        comment="one row per as-of date whose aging snapshot exists (even when it has no rows)",
+    )
+    op.create_table(
         "aging_snapshots",
         sa.Column("as_of_date", sa.Date(), nullable=False),
         sa.Column("invoice_id", sa.String(length=64), nullable=False),
@@ -270,3 +278,4 @@ def downgrade() -> None:
         batch_op.drop_index("ix_aging_snapshots_as_of_date_customer_id")
 
     op.drop_table("aging_snapshots")
+    op.drop_table("aging_runs")
