@@ -5,10 +5,20 @@ SELECT s.row_number,
        'invoice_id' AS column_name,
        s.invoice_id AS value,
        'unknown invoice_id: no such invoice in the warehouse or in an earlier file of this drop'
-           AS reason
+           || COALESCE(
+               ' (its own row was quarantined: ' || q.file_name || ' row ' || q.row_number || ')',
+               ''
+           ) AS reason
 FROM {{ stg }} s
+LEFT JOIN (
+    SELECT qr.record_id, MAX(f.file_name) AS file_name, MAX(qr.row_number) AS row_number
+    FROM quarantined_rows qr
+    JOIN ingested_files f ON f.file_id = qr.file_id
+    WHERE f.kind = 'invoices'
+    GROUP BY qr.record_id
+) q ON q.record_id = s.invoice_id
 WHERE NOT s.held
-  AND NOT EXISTS (SELECT 1 FROM invoices i WHERE i.invoice_id = s.invoice_id);
+  AND NOT EXISTS (SELECT 1 FROM invoices x WHERE x.invoice_id = s.invoice_id);
 
 -- Payments never add up to more than the invoice: counted in paid_date order, earlier payments
 -- first (a payment this file corrects counts with its new amount only). The payment that
