@@ -1,0 +1,91 @@
+"""
+### ledger_ingest — pick up the day's ledger files, validate them, load them
+
+**Reads** the inbox (`RECEIVABLES_INBOX`, or the run's `inbox` param): `collectors*`,
+`customers*`, `invoices*` and `payments*` files in CSV (UTF-8, UTF-8 with BOM, GB18030), XLSX
+or Parquet (CONTRACT §3).
+
+**Does**, one mapped task per file, kinds in loading order (collectors, customers, invoices,
+payments): reads and checks every row, stages the file, runs the Great Expectations suites of
+`include/gx/`, and loads the good rows in one transaction. Bad rows are quarantined with their
+reason; unreadable files and files missing a required column are refused whole.
+
+**Writes** the warehouse (`collectors`, `customers`, `invoices`, `payments`, `ingested_files`,
+`quarantined_rows`), moves loaded files to `archive/` (named by checksum: a file never loads
+twice) and refused ones to `rejected/`, and updates the GX data docs.
+
+**Sends** the data engineers an email when a file is refused or rows are quarantined, and when
+a task fails.
+
+**Publishes** the `ledger` asset (its event carries `as_of_date`), which starts
+`receivables_risk`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from airflow.sdk import CronTriggerTimetable, Param, chain, dag, task
+
+from receivables.airflow import assets, dag_defaults
+
+
+@dag(
+    dag_id=Path(__file__).stem,
+    doc_md=__doc__,
+    schedule=CronTriggerTimetable("0 6 * * *", timezone=dag_defaults.TIMEZONE),
+    start_date=dag_defaults.START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=dag_defaults.default_args(),
+    tags=["receivables", "ingest"],
+    params={
+        "inbox": Param(
+            None,
+            type=["null", "string"],
+            title="Inbox folder",
+            description="Read ledger files from this folder instead of RECEIVABLES_INBOX.",
+        )
+    },
+)
+def ledger_ingest():
+    @task
+    def list_files(kind: str, params=None) -> list[str]:
+        from receivables.airflow.runtime import list_files
+
+        return list_files(kind, params.get("inbox") if params else None)
+
+    # One file at a time: files of a later kind refer to rows of earlier ones, and a file's
+    # load is one transaction against a single staging table per kind.
+    @task(max_active_tis_per_dagrun=1, trigger_rule="none_failed")
+    def ingest_file(path: str) -> dict:
+        from receivables.airflow.runtime import ingest_file
+
+        return ingest_file(path)
+
+    @task(trigger_rule="none_failed", outlets=[assets.LEDGER])
+    def summarize_ingest(collectors, customers, invoices, payments, unrecognised) -> dict:
+        from receivables.airflow.runtime import summarize_ingest
+
+        return summarize_ingest(collectors, customers, invoices, payments, unrecognised)
+
+    collectors = ingest_file.override(task_id="ingest_collectors").expand(
+        path=list_files.override(task_id="list_collectors_files")("collectors")
+    )
+    customers = ingest_file.override(task_id="ingest_customers").expand(
+        path=list_files.override(task_id="list_customers_files")("customers")
+    )
+    invoices = ingest_file.override(task_id="ingest_invoices").expand(
+        path=list_files.override(task_id="list_invoices_files")("invoices")
+    )
+    payments = ingest_file.override(task_id="ingest_payments").expand(
+        path=list_files.override(task_id="list_payments_files")("payments")
+    )
+    unrecognised = ingest_file.override(task_id="reject_unrecognised_files").expand(
+        path=list_files.override(task_id="list_unrecognised_files")("unrecognised")
+    )
+    chain(collectors, customers, invoices, payments)
+    summarize_ingest(collectors, customers, invoices, payments, unrecognised)
+
+
+ledger_ingest()

@@ -1,0 +1,35 @@
+"""Settings every DAG shares: owner, retries, the failure alert, the start date, the timetable.
+
+Read at parse time, so only cheap things happen here (environment variables, no I/O).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import pendulum
+
+from receivables.config import DEFAULT_TIMEZONE
+
+#: The business time zone: schedules run on its clock and the as-of date is its date.
+TIMEZONE = os.environ.get("RECEIVABLES_TIMEZONE") or DEFAULT_TIMEZONE
+
+#: Early on purpose: Airflow marks a run before ``start_date`` successful without running any
+#: task, and historical ledgers (years back) must run for real. ``catchup=False`` everywhere.
+START_DATE = pendulum.datetime(2000, 1, 1, tz=TIMEZONE)
+
+OWNER = "receivables-data-engineering"
+
+
+def default_args() -> dict:
+    """``default_args`` of every DAG: the owner, retries and the alert on failure."""
+    from receivables.airflow.callbacks import alert_on_failure
+
+    return {
+        "owner": OWNER,
+        "retries": int(os.environ.get("RECEIVABLES_TASK_RETRIES", "2")),
+        "retry_delay": dt.timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+        "on_failure_callback": alert_on_failure,
+    }

@@ -1,0 +1,74 @@
+"""Task bodies' glue: take the Airflow context, call :mod:`receivables.jobs`.
+
+Each function here is what one ``@task`` calls; it resolves the as-of date and the warehouse
+once, in the task, and returns a small dict for XCom.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import get_current_context
+
+from receivables import jobs
+from receivables.airflow import assets
+from receivables.airflow.context import publish, resolve_as_of, settings, warehouse_url
+
+
+def list_files(kind: str, inbox: str | None) -> list[str]:
+    """Inbox files of one kind (or ``unrecognised``), in loading order; ``inbox`` (the run's
+    param) overrides ``RECEIVABLES_INBOX``."""
+    current = settings()
+    return jobs.discover_inbox(Path(inbox) if inbox else current.inbox)[kind]
+
+
+def ingest_file(path: str) -> dict[str, Any]:
+    """Ingest one file."""
+    context = get_current_context()
+    current = settings()
+    (outcome,) = jobs.ingest_files(
+        [path],
+        settings=current,
+        db_url=warehouse_url(current),
+        as_of=resolve_as_of(context, current.timezone),
+        run_id=context["run_id"],
+    )
+    return outcome
+
+
+def summarize_ingest(*outcome_groups: Any) -> dict[str, Any]:
+    """Gather every file's outcome, reconcile, alert, and publish the ledger asset."""
+    context = get_current_context()
+    current = settings()
+    as_of = resolve_as_of(context, current.timezone)
+    outcomes: list[dict[str, Any]] = []
+    for group in outcome_groups:
+        if not group:
+            continue
+        # index within len(): iterating a lazy XCom sequence probes one past its end, which
+        # Airflow logs as an error
+        outcomes.extend(group[i] for i in range(len(group)))
+    summary = jobs.summarize_ingest(
+        outcomes, settings=current, as_of=as_of, run_id=context["run_id"]
+    )
+    publish(
+        context,
+        assets.LEDGER,
+        as_of,
+        files_loaded=summary["files_loaded"],
+        files_rejected=summary["files_rejected"],
+        rows_loaded=summary["rows_loaded"],
+        rows_quarantined=summary["rows_quarantined"],
+    )
+    return summary
+
+
+def compute_aging_snapshot() -> dict[str, Any]:
+    """The aging snapshot for the run's as-of date; publishes the risk asset."""
+    context = get_current_context()
+    current = settings()
+    as_of = resolve_as_of(context, current.timezone)
+    summary = jobs.compute_aging(settings=current, db_url=warehouse_url(current), as_of=as_of)
+    publish(context, assets.RISK, as_of, open_invoices=summary["invoices"])
+    return summary
