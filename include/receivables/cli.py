@@ -1,0 +1,218 @@
+"""The ``receivables`` command (CONTRACT §5): init, sample, run, export, airflow.
+
+``run`` drives the real DAGs through Airflow (``DAG.test()``), never a second code path.
+Airflow itself is imported only by the commands that need it, after its environment is set.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from receivables.config import ConfigError, Settings
+from receivables.dates import EARLIEST_AS_OF, is_quarter_start, parse_iso_date
+
+
+def _date(_ctx, _param, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        day = parse_iso_date(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if day < EARLIEST_AS_OF:
+        raise click.BadParameter(f"{day} is before {EARLIEST_AS_OF}, the earliest supported date")
+    return day
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _engine(settings: Settings, *, existing: bool = False):
+    """The warehouse engine; with ``existing``, refuse a warehouse that was never initialised."""
+    from sqlalchemy.engine import make_url
+
+    from receivables.warehouse.db import create_engine
+    from receivables.warehouse.migrate import ensure_current
+
+    try:
+        url = settings.warehouse_url()
+        if existing:
+            parsed = make_url(url)
+            if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").exists():
+                raise click.ClickException(
+                    f"no warehouse at {parsed.database} (RECEIVABLES_HOME={settings.home}): "
+                    "run `receivables init` and `receivables run` first"
+                )
+        engine = create_engine(url)
+        if existing:
+            ensure_current(engine)
+        return engine
+    except (ValueError, ConfigError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log more (and show Airflow's own output).")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
+    """Accounts-receivable collection on Apache Airflow."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    ctx.obj = {"verbose": verbose}
+
+
+@main.command()
+def init() -> None:
+    """Create or upgrade the warehouse schema."""
+    from receivables.warehouse.db import redact
+    from receivables.warehouse.migrate import upgrade
+
+    settings = _settings()
+    engine = _engine(settings)
+    before, after = upgrade(engine)
+    where = redact(engine.url)
+    if before == after:
+        click.echo(f"warehouse {where} is up to date (schema {after})")
+    else:
+        click.echo(f"warehouse {where}: schema {before or 'empty'} -> {after}")
+    for folder in ("inbox", "archive", "rejected", "outbox", "reports"):
+        (settings.home / folder).mkdir(parents=True, exist_ok=True)
+    settings.inbox.mkdir(parents=True, exist_ok=True)
+
+
+@main.command()
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Folder.")
+@click.option("--customers", required=True, type=click.IntRange(min=1), help="How many.")
+@click.option("--as-of", "as_of", required=True, callback=_date, help="YYYY-MM-DD")
+@click.option("--seed", default=42, show_default=True, type=int)
+@click.option(
+    "--defects",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 0.5),
+    help="Share of invoice and payment rows to corrupt (to see quarantine work).",
+)
+@click.option(
+    "--format",
+    "file_format",
+    default="csv",
+    show_default=True,
+    type=click.Choice(["csv", "xlsx", "parquet"]),
+)
+def sample(
+    out: Path, customers: int, as_of: dt.date, seed: int, defects: float, file_format: str
+) -> None:
+    """Write a realistic sample ledger (with history before DATE) into OUT."""
+    from receivables.sample import generate_sample
+
+    summary = generate_sample(out, customers, as_of, seed, defects=defects, file_format=file_format)
+    click.echo(
+        f"sample ledger as of {as_of} in {out}: {summary.customers} customers, "
+        f"{summary.invoices} invoices, {summary.payments} payments"
+        + (f", {summary.defect_rows} defective rows" if defects else "")
+    )
+
+
+@main.command()
+@click.option("--as-of", "as_of", required=True, callback=_date, help="YYYY-MM-DD")
+@click.option(
+    "--inbox",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Read ledger files from this folder instead of RECEIVABLES_INBOX.",
+)
+@click.pass_context
+def run(ctx: click.Context, as_of: dt.date, inbox: Path | None) -> None:
+    """Run the daily DAGs for DATE through Airflow (and the quarterly one on quarter starts)."""
+    from receivables.warehouse.migrate import upgrade
+
+    settings = _settings()
+    verbose = ctx.obj["verbose"]
+    if inbox is not None:
+        inbox = inbox.resolve()
+        if not inbox.is_dir():
+            raise click.ClickException(f"--inbox {inbox} is not a folder")
+    elif not settings.inbox.is_dir():
+        settings.inbox.mkdir(parents=True, exist_ok=True)
+    upgrade(_engine(settings))
+    # A CLI run fails fast: retries belong to the scheduler, where a retry can wait.
+    os.environ.setdefault("RECEIVABLES_TASK_RETRIES", "0")
+
+    from receivables.airflow.runner import DAILY_DAGS, QUARTERLY_DAG, prepare_airflow, run_dag
+    from receivables.dates import start_of_business_day
+    from receivables.paths import DAGS_DIR
+    from receivables.report import run_summary
+
+    prepare_airflow(settings)
+    logical = start_of_business_day(as_of, settings.timezone)
+    log_file = None if verbose else settings.logs_dir / f"run-{as_of}.log"
+    dag_ids = list(DAILY_DAGS)
+    if is_quarter_start(as_of):
+        if (DAGS_DIR / f"{QUARTERLY_DAG}.py").exists():
+            dag_ids.append(QUARTERLY_DAG)
+        else:
+            click.echo(f"{as_of} starts a quarter, but {QUARTERLY_DAG} is not part of this version")
+    reports = []
+    for dag_id in dag_ids:
+        conf = {"inbox": str(inbox)} if inbox and dag_id == "ledger_ingest" else {}
+        click.echo(f"→ {dag_id} for {as_of} …")
+        report = run_dag(dag_id, logical, conf=conf, log_file=log_file)
+        reports.append(report)
+        ran = sum(1 for t in report.tasks if t[2] == "success")
+        if report.ok:
+            click.echo(f"✓ {dag_id}: {ran} task(s) succeeded in {report.seconds:.1f} s")
+            continue
+        click.echo(f"✗ {dag_id} for {as_of}: {report.state}", err=True)
+        if report.failed_tasks:
+            click.echo(f"  failed: {', '.join(report.failed_tasks)}", err=True)
+        elif not ran:
+            click.echo("  no task ran (is the date before the DAG's start_date?)", err=True)
+        if log_file:
+            click.echo(f"  Airflow log: {log_file}", err=True)
+        ctx.exit(1)
+    click.echo(run_summary(settings, _engine(settings), as_of, reports, log_file))
+
+
+@main.command("export")
+@click.argument("name")
+@click.option("--as-of", "as_of", callback=_date, help="YYYY-MM-DD")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path, dir_okay=False))
+def export_command(name: str, as_of: dt.date | None, out: Path) -> None:
+    """Write one result (aging, rejects) as CSV."""
+    from receivables.exports import ExportError, export
+
+    settings = _settings()
+    try:
+        rows = export(name, _engine(settings, existing=True), as_of, out)
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{name}: {rows} row(s) written to {out}")
+
+
+@main.command()
+def airflow() -> None:
+    """Run Airflow locally (``airflow standalone``) with this project's DAGs; UI on :8080."""
+    from receivables.airflow.runner import prepare_airflow
+
+    settings = _settings()
+    env = prepare_airflow(settings)
+    os.environ.setdefault("AIRFLOW__API__HOST", "127.0.0.1")
+    os.environ.setdefault("AIRFLOW__API__PORT", "8080")
+    airflow_bin = Path(sys.executable).with_name("airflow")
+    click.echo(f"Airflow home {env['AIRFLOW_HOME']}; UI on http://127.0.0.1:8080 (Ctrl-C stops)")
+    os.execv(str(airflow_bin), [str(airflow_bin), "standalone"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""The summary ``receivables run`` prints: what came in, what is owed, where to look."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from receivables.aging import summarise
+from receivables.config import Settings
+from receivables.warehouse.db import redact
+from receivables.warehouse.schema import ingested_files
+
+
+def _money(text: str) -> str:
+    return f"{Decimal(text):,.2f}"
+
+
+def run_summary(
+    settings: Settings, engine: Engine, as_of: dt.date, reports: list, log_file: Path | None
+) -> str:
+    """Plain-text summary of one ``receivables run``."""
+    lines = [f"\nReceivables as of {as_of}"]
+    ingest = next((r for r in reports if r.dag_id == "ledger_ingest"), None)
+    if ingest is not None:
+        f = ingested_files
+        with engine.connect() as conn:
+            files = conn.execute(
+                sa.select(
+                    f.c.file_name,
+                    f.c.status,
+                    f.c.rows_read,
+                    f.c.rows_loaded,
+                    f.c.rows_quarantined,
+                    f.c.reason,
+                )
+                .where(f.c.dag_run_id == ingest.run_id)
+                .order_by(f.c.file_id)
+            ).all()
+        loaded = [x for x in files if x.status == "loaded"]
+        rejected = [x for x in files if x.status == "rejected"]
+        read = sum(x.rows_read for x in files)
+        lines.append(
+            f"  ingest: {len(loaded)} file(s) loaded, {len(rejected)} refused; rows "
+            f"{read:,} read = {sum(x.rows_loaded for x in files):,} loaded + "
+            f"{sum(x.rows_quarantined for x in files):,} quarantined"
+        )
+        for x in rejected:
+            lines.append(f"    refused {x.file_name}: {x.reason}")
+        if not files:
+            lines.append("    (the inbox was empty)")
+    aging = summarise(engine, as_of)
+    lines.append(f"  aging: {aging.invoices:,} open invoice(s) of {aging.customers:,} customer(s)")
+    for currency, total in aging.outstanding_by_currency.items():
+        overdue = Decimal(aging.overdue_by_currency.get(currency, "0"))
+        share = overdue / Decimal(total) if Decimal(total) else Decimal(0)
+        lines.append(
+            f"    {currency}: outstanding {_money(total)}, overdue {_money(str(overdue))} "
+            f"({share:.1%})"
+        )
+    currencies = list(aging.outstanding_by_currency)
+    if currencies:
+        buckets = [b.name for b in settings.policy.aging.buckets]
+        classes = [b.name for b in settings.policy.aging.risk_classes]
+        lines += _table("bucket", buckets, aging.by_bucket, currencies)
+        lines += _table("risk class", classes, aging.by_risk_class, currencies)
+    outbox = settings.outbox_dir
+    emails = len(list(outbox.glob("*.eml"))) if outbox.exists() else 0
+    lines += [
+        "  where things are:",
+        f"    warehouse    {redact(engine.url)}",
+        f"    archive      {settings.archive_dir}",
+        f"    rejected     {settings.rejected_dir}",
+        f"    emails       {outbox} ({emails} .eml file(s))",
+        f"    data docs    {settings.data_docs_index}",
+    ]
+    if log_file:
+        lines.append(f"    Airflow log  {log_file}")
+    lines.append(f"  exports: receivables export aging|rejects --as-of {as_of} --out FILE.csv")
+    return "\n".join(lines)
+
+
+def _table(
+    title: str, order: list[str], groups: dict[str, dict[str, str]], currencies: list[str]
+) -> list[str]:
+    rows = [[title, *currencies]]
+    for name in order:
+        amounts = groups.get(name, {})
+        rows.append([name, *(_money(amounts[c]) if c in amounts else "-" for c in currencies)])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return [
+        "    "
+        + "  ".join(
+            cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(r)
+        )
+        for r in rows
+    ]
