@@ -9,11 +9,13 @@ rows quarantined (the database enforces it too).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -52,6 +54,9 @@ class FileOutcome:
     reason: str | None = None
     file_id: int | None = None
     stored_path: str | None = None
+    #: seconds per stage: read, check (row checks), stage (bulk load into staging), set_checks,
+    #: gx (both suites), merge (the load transaction)
+    seconds: dict[str, float] | None = None
 
     def as_dict(self) -> dict:
         """Plain dict for XCom."""
@@ -107,6 +112,26 @@ def sha256_of(path: Path) -> str:
 def _now() -> dt.datetime:
     # Audit timestamps only: no result depends on them.
     return dt.datetime.now(dt.UTC)
+
+
+class Stopwatch:
+    """Seconds spent per stage, accumulated over the batches of a file."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Add the time spent in the ``with`` block to stage ``name``."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+    def rounded(self) -> dict[str, float]:
+        """The stages' seconds, rounded to milliseconds."""
+        return {k: round(v, 3) for k, v in self.seconds.items()}
 
 
 def _free_path(path: Path) -> Path:
@@ -243,7 +268,9 @@ class FileIngest:
 
     def _load(self, path: Path, kind: FileKind, sha: str, size: int, started) -> FileOutcome:
         clock = time.monotonic()
-        ledger = open_ledger_file(path)
+        watch = Stopwatch()
+        with watch.stage("read"):
+            ledger = open_ledger_file(path)
         run_name = f"{self.as_of} {path.name} {sha[:12]}"
         unknown = [c for c in ledger.columns if c not in kind.names]
         if unknown:
@@ -252,7 +279,8 @@ class FileIngest:
                 path.name,
                 ", ".join(unknown),
             )
-        header = self.validator.validate_header(kind.name, ledger.columns, run_name)
+        with watch.stage("gx"):
+            header = self.validator.validate_header(kind.name, ledger.columns, run_name)
         if not header.success:
             missing = header.missing_columns
             raise FileRefused(
@@ -262,12 +290,20 @@ class FileIngest:
                 column=";".join(missing) or None,
             )
         staging = Staging(self.engine, kind)
-        staging.reset()
+        with watch.stage("stage"):
+            staging.reset()
         problems: list[pa.Table] = []
         rows_read = 0
-        for batch in ledger.batches():
-            checked = check_batch(kind, batch)
-            staging.append(checked.staged)
+        batches = ledger.batches()
+        while True:
+            with watch.stage("read"):
+                batch = next(batches, None)
+            if batch is None:
+                break
+            with watch.stage("check"):
+                checked = check_batch(kind, batch)
+            with watch.stage("stage"):
+                staging.append(checked.staged)
             problems.append(checked.problems)
             rows_read += checked.rows_read
             log.info(
@@ -291,15 +327,18 @@ class FileIngest:
                 )
             )
         rows_read += len(malformed)
-        staging.index()
-        problems.append(staging.run_checks())
-        staged_rows, held = staging.counts()
+        with watch.stage("stage"):
+            staging.index()
+        with watch.stage("set_checks"):
+            problems.append(staging.run_checks())
+            staged_rows, held = staging.counts()
         if staged_rows + len(malformed) != rows_read:
             raise RuntimeError(
                 f"{path.name}: {rows_read} rows read but {staged_rows} staged and "
                 f"{len(malformed)} malformed: refusing to load an unreconciled file"
             )
-        staged = self.validator.validate_staged(kind.name, staging.name, run_name)
+        with watch.stage("gx"):
+            staged = self.validator.validate_staged(kind.name, staging.name, run_name)
         if not staged.success:
             raise FileRefused(
                 f"the Great Expectations suite {staged.suite} failed on rows that passed the row "
@@ -309,7 +348,7 @@ class FileIngest:
         rows_loaded = rows_read - rows_quarantined
         archive = self.settings.archive_dir / self.as_of.isoformat() / f"{sha[:12]}_{path.name}"
         problem_rows = pa.concat_tables(problems).to_pylist()
-        with self.engine.begin() as conn:
+        with watch.stage("merge"), self.engine.begin() as conn:
             file_id = conn.execute(
                 ingested_files.insert().values(
                     file_name=path.name,
@@ -344,13 +383,14 @@ class FileIngest:
         shutil.move(str(path), archive)
         staging.drop()
         log.info(
-            "%s: %d read = %d loaded + %d quarantined; archived as %s (%.1f s)",
+            "%s: %d read = %d loaded + %d quarantined; archived as %s (%.1f s: %s)",
             path.name,
             rows_read,
             rows_loaded,
             rows_quarantined,
             archive.name,
             time.monotonic() - clock,
+            ", ".join(f"{k} {v:.1f}" for k, v in watch.rounded().items()),
         )
         return FileOutcome(
             file=path.name,
@@ -361,9 +401,5 @@ class FileIngest:
             rows_quarantined=rows_quarantined,
             file_id=file_id,
             stored_path=str(archive),
+            seconds=watch.rounded(),
         )
-
-    def build_data_docs(self) -> None:
-        """Render the GX data docs if this run validated anything."""
-        if self._validator is not None:
-            self._validator.build_data_docs()

@@ -178,7 +178,3 @@ class Validator:
                     detail = f": {r.exception_info.get('exception_message')}"
                 failures.append(f"{config.type}({args}){detail}")
         return SuiteOutcome(suite=suite_name, success=bool(result.success), failures=failures)
-
-    def build_data_docs(self) -> None:
-        """Render the data docs site (validation results of every file so far)."""
-        self.context.build_data_docs()
