@@ -1,0 +1,151 @@
+"""The warehouse: migrations match the schema, money is exact on both engines, SQL files."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from receivables.warehouse.db import normalize_url, redact
+from receivables.warehouse.migrate import current_revision, ensure_current, head_revision
+from receivables.warehouse.schema import customers, ingested_files, invoices, metadata
+from receivables.warehouse.sqlfiles import render
+from receivables.warehouse.types import from_cents, to_cents
+
+
+def test_migrations_create_exactly_the_schema(engine):
+    assert current_revision(engine) == head_revision(engine)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+
+
+def test_ensure_current_refuses_an_empty_database(tmp_path):
+    from receivables.warehouse.db import create_engine
+
+    with pytest.raises(RuntimeError, match="run `receivables init` first"):
+        ensure_current(create_engine(f"sqlite:///{tmp_path / 'empty.db'}"))
+
+
+def test_upgrade_is_idempotent(engine):
+    from receivables.warehouse.migrate import upgrade
+
+    before, after = upgrade(engine)
+    assert before == after == head_revision(engine)
+
+
+def _file(conn) -> int:
+    now = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    return conn.execute(
+        ingested_files.insert().values(
+            file_name="t.csv",
+            sha256="0" * 64,
+            size_bytes=1,
+            status="loaded",
+            as_of_date=dt.date(2024, 1, 1),
+            started_at=now,
+            finished_at=now,
+        )
+    ).inserted_primary_key[0]
+
+
+def test_money_is_exact_on_both_engines(engine):
+    amounts = [Decimal("0.10"), Decimal("0.20"), Decimal("12345678901234.99"), Decimal("1")]
+    with engine.begin() as conn:
+        file_id = _file(conn)
+        conn.execute(
+            customers.insert().values(
+                customer_id="C1",
+                name="n",
+                locale="en",
+                timezone="UTC",
+                currency="CNY",
+                do_not_contact=False,
+                source_file_id=file_id,
+            )
+        )
+        for i, amount in enumerate(amounts):
+            conn.execute(
+                invoices.insert().values(
+                    invoice_id=f"I{i}",
+                    customer_id="C1",
+                    issue_date=dt.date(2024, 1, 1),
+                    due_date=dt.date(2024, 1, 31),
+                    amount=amount,
+                    currency="CNY",
+                    disputed=False,
+                    source_file_id=file_id,
+                )
+            )
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(invoices.c.amount).order_by(invoices.c.invoice_id)).all()
+        total = conn.execute(
+            sa.select(sa.type_coerce(sa.func.sum(invoices.c.amount), invoices.c.amount.type))
+        ).scalar_one()
+    assert [r.amount for r in stored] == [
+        Decimal("0.10"),
+        Decimal("0.20"),
+        Decimal("12345678901234.99"),
+        Decimal("1.00"),
+    ]
+    assert total == Decimal("12345678901236.29")  # 0.1 + 0.2 is 0.30 here, not 0.30000000000000004
+
+
+def test_money_refuses_sub_cent_amounts():
+    assert to_cents("12.30") == 1230
+    assert from_cents(1230) == Decimal("12.30")
+    with pytest.raises(ValueError, match="more than 2 decimal places"):
+        to_cents("0.001")
+
+
+def test_database_constraints_hold(engine):
+    with engine.begin() as conn:
+        file_id = _file(conn)
+        conn.execute(
+            customers.insert().values(
+                customer_id="C1",
+                name="n",
+                locale="en",
+                timezone="UTC",
+                currency="CNY",
+                do_not_contact=False,
+                source_file_id=file_id,
+            )
+        )
+    due_before_issue = invoices.insert().values(
+        invoice_id="I1",
+        customer_id="C1",
+        issue_date=dt.date(2024, 2, 1),
+        due_date=dt.date(2024, 1, 1),
+        amount=Decimal(1),
+        currency="CNY",
+        disputed=False,
+        source_file_id=file_id,
+    )
+    with engine.connect() as conn, pytest.raises(sa.exc.IntegrityError):
+        conn.execute(due_before_issue)
+
+
+def test_urls_work_as_pasted():
+    assert normalize_url("postgres://u:secret@h:5432/d").drivername == "postgresql"
+    assert "secret" not in redact("postgresql://u:secret@h:5432/d")
+    with pytest.raises(ValueError, match="unsupported warehouse database 'mysql'"):
+        normalize_url("mysql://u@h/d")
+
+
+def test_sql_files_render_for_each_dialect():
+    from receivables.config import Policy
+
+    aging = Policy().aging
+    for dialect in ("sqlite", "postgresql"):
+        statements = render(
+            "aging_snapshot.sql", dialect, buckets=aging.buckets, risk_classes=aging.risk_classes
+        )
+        assert len(statements) == 2
+        assert statements[0].startswith("DELETE FROM aging_snapshots")
+        assert "WHEN a.days_past_due <= 360 THEN '181-360'" in statements[1]
+        assert "ELSE 'loss'" in statements[1]
