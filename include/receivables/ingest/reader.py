@@ -196,28 +196,41 @@ def _open_csv(path: Path) -> LedgerFile:
             invalid.append((row.number, row.text, row.expected_columns, row.actual_columns))
             return "skip"
 
-        reader = pcsv.open_csv(
-            path,
-            read_options=pcsv.ReadOptions(
-                encoding="utf8" if encoding.startswith("utf-8") else encoding,
-                use_threads=False,
-                block_size=CSV_BLOCK_SIZE,
-                column_names=[f"c{i}" for i in range(len(raw_header))],
-                skip_rows=1,
-            ),
-            parse_options=pcsv.ParseOptions(
-                invalid_row_handler=on_invalid, ignore_empty_lines=False
-            ),
-            convert_options=pcsv.ConvertOptions(
-                column_types={f"c{i}": pa.string() for i in range(len(raw_header))},
-                null_values=[""],
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=True,
-            ),
-        )
+        try:
+            reader = pcsv.open_csv(
+                path,
+                read_options=pcsv.ReadOptions(
+                    encoding="utf8" if encoding.startswith("utf-8") else encoding,
+                    # single-threaded: pyarrow then reports each malformed row's number
+                    use_threads=False,
+                    block_size=CSV_BLOCK_SIZE,
+                ),
+                parse_options=pcsv.ParseOptions(
+                    invalid_row_handler=on_invalid,
+                    ignore_empty_lines=False,
+                    # quoted values may hold line breaks (descriptions, addresses)
+                    newlines_in_values=True,
+                ),
+                convert_options=pcsv.ConvertOptions(
+                    column_types={name: pa.string() for name in raw_header},
+                    null_values=[""],
+                    strings_can_be_null=True,
+                    quoted_strings_can_be_null=True,
+                ),
+            )
+        except pa.ArrowInvalid as exc:
+            if "Empty CSV file" in str(exc):
+                return  # a header and nothing else
+            raise FileRefused(f"cannot read the file as CSV: {exc}") from None
         numbering = _RowNumbering()
         reported = 0
-        for record_batch in reader:
+        while True:
+            try:
+                record_batch = reader.read_next_batch()
+            except StopIteration:
+                break
+            except pa.ArrowInvalid as exc:
+                raise FileRefused(f"cannot read the file as CSV: {exc}") from None
             for malformed in _malformed(invalid[reported:]):
                 ledger.malformed.append(malformed)
                 numbering.skip(malformed.row_number)
@@ -232,7 +245,7 @@ def _open_csv(path: Path) -> LedgerFile:
 
 
 def _malformed(invalid: list[tuple[int, str, int, int]]) -> list[MalformedRow]:
-    # pyarrow numbers lines from 1 including the skipped header line: data row = number - 1
+    # pyarrow numbers records from 1 with the header as record 1: data row = number - 1
     return [
         MalformedRow(
             row_number=number - 1,
@@ -248,7 +261,8 @@ class _RowNumbering:
     """Assigns file row numbers to parsed rows, leaving gaps where malformed rows were skipped.
 
     pyarrow reports a skipped row's number before it hands over the batch that contains the
-    rows around it (reading single-threaded, which is what makes the number known).
+    rows around it (reading single-threaded, which is what makes the number known). Numbers
+    count records, not lines: a quoted value with a line break stays one row.
     """
 
     def __init__(self) -> None:
@@ -302,13 +316,19 @@ def cell_text(value: object) -> str | None:
         return value.isoformat(sep=" ")
     if isinstance(value, dt.date):
         return value.isoformat()
-    if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            return str(value)
-        return format(Decimal(repr(value)), "f")
+    if isinstance(value, float | np.floating):
+        return _float_text(value)
     if isinstance(value, Decimal):
         return format(value, "f")
     return str(value)
+
+
+def _float_text(value: float | np.floating) -> str:
+    """The shortest text that reads back as the same float (of its own precision), without an
+    exponent: 100.0 -> "100", 0.1 -> "0.1" (also for float32), 1e-7 -> "0.0000001"."""
+    if not np.isfinite(value):
+        return str(value)
+    return np.format_float_positional(value, trim="-")
 
 
 def _open_xlsx(path: Path) -> LedgerFile:
@@ -321,6 +341,9 @@ def _open_xlsx(path: Path) -> LedgerFile:
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
         raise FileRefused(f"cannot open the file as an XLSX workbook: {exc}") from None
     sheet = workbook.worksheets[0]
+    # read-only mode trusts the sheet's recorded dimensions, which some writers get wrong:
+    # forget them, so every row and column that is really there gets read
+    sheet.reset_dimensions()
     rows = sheet.iter_rows(values_only=True)
     try:
         raw_header = list(next(rows))
@@ -385,7 +408,12 @@ def _arrow_to_text(array: pa.Array) -> pa.Array:
     if pa.types.is_timestamp(t):
         return pa.array([cell_text(v) for v in array.to_pylist()], type=pa.string())
     if pa.types.is_floating(t):
-        return pa.array([cell_text(v) for v in array.to_pylist()], type=pa.string())
+        values = array.to_numpy(zero_copy_only=False)
+        valid = pc.is_valid(array).to_numpy(zero_copy_only=False)
+        return pa.array(
+            [_float_text(v) if ok else None for v, ok in zip(values, valid, strict=True)],
+            type=pa.string(),
+        )
     if pa.types.is_integer(t) or pa.types.is_decimal(t):
         return array.cast(pa.string())
     if pa.types.is_dictionary(t):

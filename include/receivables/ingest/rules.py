@@ -97,10 +97,12 @@ def _present(array: pa.Array) -> np.ndarray:
 
 
 @cache
-def _timezones() -> pa.Array:
+def _timezones() -> tuple[pa.Array, pa.Array]:
+    """(lower-cased names, canonical names) of the IANA time zones."""
     from zoneinfo import available_timezones
 
-    return pa.array(sorted(available_timezones()))
+    names = sorted(available_timezones())
+    return pa.array([n.lower() for n in names]), pa.array(names)
 
 
 @cache
@@ -119,7 +121,8 @@ def parse_id(values: pa.Array, column: Column) -> Parsed:
             _mask(pc.greater(pc.utf8_length(values), column.max_length)),
             f"longer than {column.max_length} characters",
         ),
-        (_mask(pc.match_substring_regex(values, r"[\x00-\x1f\x7f]")), REASON_CONTROL),
+        # control and format characters (incl. zero-width ones) and Unicode line separators
+        (_mask(pc.match_substring_regex(values, r"[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]")), REASON_CONTROL),
     ]
     return Parsed(values, failures)
 
@@ -215,9 +218,11 @@ def parse_locale(values: pa.Array, column: Column | None = None) -> Parsed:
 
 
 def parse_timezone(values: pa.Array, column: Column | None = None) -> Parsed:
-    """IANA time zone names, e.g. ``Asia/Shanghai``."""
-    known = pc.is_in(values, value_set=_timezones())
-    return Parsed(values, [(_present(values) & ~_mask(known), REASON_TIMEZONE)])
+    """IANA time zone names, e.g. ``Asia/Shanghai`` (any case; stored in canonical case)."""
+    lowered, canonical = _timezones()
+    index = pc.index_in(pc.utf8_lower(values), value_set=lowered)
+    known = pc.is_valid(index)
+    return Parsed(pc.take(canonical, index), [(_present(values) & ~_mask(known), REASON_TIMEZONE)])
 
 
 def parse_currency(values: pa.Array, column: Column | None = None) -> Parsed:
@@ -314,7 +319,8 @@ def check_batch(kind: FileKind, batch: Batch) -> CheckedBatch:
             )
             fail(early, "due_date", reasons)
 
-    # Parsed values of a failed field are null; keep them null rather than half-parsed.
+    # Held rows are staged too (so repeated ids are found even when one copy is broken), with
+    # whatever parsed; they never reach the merge or the GX suite, which read good rows only.
     staged_table = pa.table(
         {"row_number": pa.array(row_numbers, pa.int64()), "held": pa.array(held), **staged}
     )
