@@ -107,3 +107,13 @@ def engine(db_url):
     upgrade(eng)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """The test session's Airflow metadata database, migrated once."""
+    from receivables.airflow.runner import prepare_airflow
+    from receivables.config import Settings
+
+    prepare_airflow(Settings.from_env({"RECEIVABLES_HOME": str(_AIRFLOW_HOME / "unused")}))
+    return _AIRFLOW_HOME

@@ -1,0 +1,139 @@
+"""The ``receivables`` command as a user runs it: a fresh home, the contract's commands."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).with_name("receivables")
+
+
+def cli(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "RECEIVABLES"))}
+    clean.update({"RECEIVABLES_HOME": str(home), **env})
+    return subprocess.run(
+        [str(BIN), *args], capture_output=True, text=True, env=clean, check=False, timeout=600
+    )
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory):
+    """One full CLI session: init, sample (with defects), run, exports."""
+    home = tmp_path_factory.mktemp("cli") / "var"
+    steps = {
+        "init": cli("init", home=home),
+        "sample": cli(
+            "sample",
+            "--out",
+            str(home / "inbox"),
+            "--customers",
+            "40",
+            "--as-of",
+            "2025-06-30",
+            "--seed",
+            "9",
+            "--defects",
+            "0.01",
+            home=home,
+        ),
+        "run": cli("run", "--as-of", "2025-06-30", home=home),
+        "aging": cli(
+            "export", "aging", "--as-of", "2025-06-30", "--out", str(home / "aging.csv"), home=home
+        ),
+        "rejects": cli(
+            "export",
+            "rejects",
+            "--as-of",
+            "2025-06-30",
+            "--out",
+            str(home / "rejects.csv"),
+            home=home,
+        ),
+    }
+    return home, steps
+
+
+def test_contract_commands_succeed(ran):
+    _home, steps = ran
+    for name, done in steps.items():
+        assert done.returncode == 0, f"{name}: {done.stdout}\n{done.stderr}"
+    assert "schema empty -> " in steps["init"].stdout
+    assert "40 customers" in steps["sample"].stdout
+    out = steps["run"].stdout
+    assert "✓ ledger_ingest" in out
+    assert "✓ receivables_risk" in out
+    assert "Receivables as of 2025-06-30" in out
+    assert "quarantined" in out
+    assert "data docs" in out
+
+
+def test_exports_have_the_contract_columns(ran):
+    home, _steps = ran
+    with (home / "aging.csv").open(encoding="utf-8") as f:
+        aging = list(csv.DictReader(f))
+    assert list(aging[0])[:10] == [
+        "as_of_date",
+        "invoice_id",
+        "customer_id",
+        "currency",
+        "amount",
+        "outstanding",
+        "due_date",
+        "days_past_due",
+        "bucket",
+        "risk_class",
+    ]
+    assert {r["as_of_date"] for r in aging} == {"2025-06-30"}
+    assert all(float(r["outstanding"]) > 0 for r in aging)
+    with (home / "rejects.csv").open(encoding="utf-8") as f:
+        rejects = list(csv.DictReader(f))
+    assert list(rejects[0])[:6] == ["file", "row_number", "record_id", "column", "value", "reason"]
+    assert all(r["reason"] for r in rejects)
+    assert {r["file"] for r in rejects} <= {
+        "collectors.csv",
+        "customers.csv",
+        "invoices.csv",
+        "payments.csv",
+    }
+
+
+def test_bad_arguments_are_refused_clearly(tmp_path):
+    before = cli("run", "--as-of", "1999-12-31", home=tmp_path)
+    assert before.returncode == 2
+    assert "earliest supported date" in before.stderr
+    not_a_date = cli("run", "--as-of", "2025-02-30", home=tmp_path)
+    assert not_a_date.returncode == 2
+    assert "expected YYYY-MM-DD" in not_a_date.stderr
+    no_warehouse = cli(
+        "export",
+        "aging",
+        "--as-of",
+        "2025-06-30",
+        "--out",
+        str(tmp_path / "a.csv"),
+        home=tmp_path / "nothing",
+    )
+    assert no_warehouse.returncode == 1
+    assert "run `receivables init`" in no_warehouse.stderr
+    unknown = cli("export", "nonsense", "--out", str(tmp_path / "a.csv"), home=tmp_path / "x")
+    assert unknown.returncode == 1
+
+
+def test_a_failed_run_exits_non_zero(tmp_path):
+    home = tmp_path / "var"
+    assert cli("init", home=home).returncode == 0
+    (home / "inbox" / "customers.csv").write_text("customer_id,name\nC1,A\n", encoding="utf-8")
+    broken = cli(
+        "run",
+        "--as-of",
+        "2025-06-30",
+        home=home,
+        RECEIVABLES_DB_URL="postgresql://nobody@127.0.0.1:1/none",
+    )
+    assert broken.returncode == 1
+    assert "✗" in broken.stderr or "Error" in broken.stderr
