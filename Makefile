@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 UV_VERSION := 0.13.9
 VENV := .venv
 BIN := $(VENV)/bin
-export RECEIVABLES_HOME ?= $(CURDIR)/var
+DEMO_HOME ?= $(CURDIR)/var/demo
 DEMO_AS_OF ?= 2025-06-30
 DEMO_CUSTOMERS ?= 400
 
@@ -20,8 +20,18 @@ $(VENV)/.installed: uv.lock pyproject.toml
 
 install: $(VENV)/.installed
 
+# A fresh embedded warehouse in var/demo each time (its Airflow metadata DB is kept), a sample
+# ledger with a few defective rows, the daily DAGs through Airflow, and the two exports.
 demo: install
-	$(BIN)/receivables demo --as-of $(DEMO_AS_OF) --customers $(DEMO_CUSTOMERS)
+	@mkdir -p $(DEMO_HOME) && find $(DEMO_HOME) -mindepth 1 -maxdepth 1 ! -name airflow -exec rm -rf {} +
+	@export RECEIVABLES_HOME=$(DEMO_HOME) && unset RECEIVABLES_INBOX && set -e && \
+	$(BIN)/receivables init && \
+	$(BIN)/receivables sample --out $(DEMO_HOME)/inbox --customers $(DEMO_CUSTOMERS) \
+		--as-of $(DEMO_AS_OF) --seed 7 --defects 0.002 && \
+	$(BIN)/receivables run --as-of $(DEMO_AS_OF) && \
+	$(BIN)/receivables export aging --as-of $(DEMO_AS_OF) \
+		--out $(DEMO_HOME)/reports/aging-$(DEMO_AS_OF).csv && \
+	$(BIN)/receivables export rejects --as-of $(DEMO_AS_OF) --out $(DEMO_HOME)/reports/rejects.csv
 
 test: install
 	$(BIN)/python -m tests.services
