@@ -210,6 +210,8 @@ def airflow() -> None:
     os.environ.setdefault("AIRFLOW__API__HOST", "127.0.0.1")
     os.environ.setdefault("AIRFLOW__API__PORT", "8080")
     airflow_bin = Path(sys.executable).with_name("airflow")
+    # standalone starts its components as `airflow …` subprocesses found on the PATH
+    os.environ["PATH"] = f"{airflow_bin.parent}{os.pathsep}{os.environ.get('PATH', '')}"
     click.echo(f"Airflow home {env['AIRFLOW_HOME']}; UI on http://127.0.0.1:8080 (Ctrl-C stops)")
     os.execv(str(airflow_bin), [str(airflow_bin), "standalone"])
 
