@@ -218,7 +218,7 @@ def test_bad_rows_are_quarantined_and_good_rows_load(ingest, engine, home, tmp_p
     for row in ("3", "10"):
         assert "invoice_id appears 2 times" in found[("invoices.csv", row, "invoice_id")]["reason"]
     malformed = found[("invoices.csv", "11", "")]
-    assert malformed["value"] == "I10,C1,2024-02-01"
+    assert (malformed["record_id"], malformed["value"]) == ("I10", "I10,C1,2024-02-01")
     assert "3 field(s), expected 8" in malformed["reason"]
     over = found[("payments.csv", "4", "amount")]
     assert (over["record_id"], over["value"]) == ("P4", "0.01")

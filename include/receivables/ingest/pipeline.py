@@ -318,7 +318,10 @@ class FileIngest:
                 pa.table(
                     {
                         "row_number": pa.array([m.row_number for m in malformed], pa.int64()),
-                        "record_id": pa.nulls(len(malformed), pa.string()),
+                        "record_id": pa.array(
+                            [m.field(ledger.columns.index(kind.id_column)) for m in malformed],
+                            pa.string(),
+                        ),
                         "column_name": pa.nulls(len(malformed), pa.string()),
                         "value": pa.array([m.text for m in malformed], pa.string()),
                         "reason": pa.array([m.reason for m in malformed], pa.string()),

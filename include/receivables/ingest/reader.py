@@ -53,6 +53,15 @@ class MalformedRow:
     text: str
     reason: str
 
+    def field(self, index: int) -> str | None:
+        """The row's ``index``-th field as far as it can be read (e.g. to name its id)."""
+        try:
+            fields = next(csv.reader([self.text]))
+        except (csv.Error, StopIteration):
+            return None
+        value = fields[index].strip() if index < len(fields) else ""
+        return value or None
+
 
 @dataclass
 class Batch:
