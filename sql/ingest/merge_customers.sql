@@ -1,33 +1,38 @@
--- Upsert the file's good customer rows. An empty optional value keeps what the warehouse has;
--- new customers get the contract's defaults (zh-CN, Asia/Shanghai, CNY, may be contacted).
+-- Merge the file's good customer rows: update the known ones (an empty optional value keeps
+-- what the warehouse has), then insert the new ones with the contract's defaults (zh-CN,
+-- Asia/Shanghai, CNY, may be contacted).
+UPDATE customers AS e
+SET name = s.name,
+    email = COALESCE(s.email, e.email),
+    phone = COALESCE(s.phone, e.phone),
+    locale = COALESCE(s.locale, e.locale),
+    timezone = COALESCE(s.timezone, e.timezone),
+    segment = COALESCE(s.segment, e.segment),
+    credit_limit = COALESCE({{ money('s.credit_limit_cents') }}, e.credit_limit),
+    currency = COALESCE(s.currency, e.currency),
+    collector_id = COALESCE(s.collector_id, e.collector_id),
+    do_not_contact = COALESCE(s.do_not_contact, e.do_not_contact),
+    source_file_id = :file_id
+FROM {{ stg }} AS s
+WHERE s.customer_id = e.customer_id
+  AND NOT s.held;
+
 INSERT INTO customers (
     customer_id, name, email, phone, locale, timezone, segment, credit_limit, currency,
     collector_id, do_not_contact, source_file_id
 )
 SELECT s.customer_id,
        s.name,
-       COALESCE(s.email, e.email),
-       COALESCE(s.phone, e.phone),
-       COALESCE(s.locale, e.locale, :default_locale),
-       COALESCE(s.timezone, e.timezone, :default_timezone),
-       COALESCE(s.segment, e.segment),
-       COALESCE({{ money('s.credit_limit_cents') }}, e.credit_limit),
-       COALESCE(s.currency, e.currency, :default_currency),
-       COALESCE(s.collector_id, e.collector_id),
-       COALESCE(s.do_not_contact, e.do_not_contact, false),
+       s.email,
+       s.phone,
+       COALESCE(s.locale, :default_locale),
+       COALESCE(s.timezone, :default_timezone),
+       s.segment,
+       {{ money('s.credit_limit_cents') }},
+       COALESCE(s.currency, :default_currency),
+       s.collector_id,
+       COALESCE(s.do_not_contact, false),
        :file_id
 FROM {{ stg }} s
-LEFT JOIN customers e ON e.customer_id = s.customer_id
 WHERE NOT s.held
-ON CONFLICT (customer_id) DO UPDATE SET
-    name = excluded.name,
-    email = excluded.email,
-    phone = excluded.phone,
-    locale = excluded.locale,
-    timezone = excluded.timezone,
-    segment = excluded.segment,
-    credit_limit = excluded.credit_limit,
-    currency = excluded.currency,
-    collector_id = excluded.collector_id,
-    do_not_contact = excluded.do_not_contact,
-    source_file_id = excluded.source_file_id
+  AND NOT EXISTS (SELECT 1 FROM customers e WHERE e.customer_id = s.customer_id)

@@ -1,5 +1,21 @@
--- Upsert the file's good invoice rows. The currency defaults to the customer's; an empty
--- optional value keeps what the warehouse has.
+-- Merge the file's good invoice rows: update the known ones (an empty optional value keeps
+-- what the warehouse has), then insert the new ones, whose currency defaults to the
+-- customer's. The join to customers guarantees the reference (see warehouse/schema.py); the
+-- caller refuses to commit if fewer rows are written than the file's good rows.
+UPDATE invoices AS e
+SET customer_id = s.customer_id,
+    issue_date = s.issue_date,
+    due_date = s.due_date,
+    amount = {{ money('s.amount_cents') }},
+    currency = COALESCE(s.currency, e.currency),
+    description = COALESCE(s.description, e.description),
+    disputed = COALESCE(s.disputed, e.disputed),
+    source_file_id = :file_id
+FROM {{ stg }} AS s
+WHERE s.invoice_id = e.invoice_id
+  AND NOT s.held
+  AND EXISTS (SELECT 1 FROM customers c WHERE c.customer_id = s.customer_id);
+
 INSERT INTO invoices (
     invoice_id, customer_id, issue_date, due_date, amount, currency, description, disputed,
     source_file_id
@@ -9,20 +25,11 @@ SELECT s.invoice_id,
        s.issue_date,
        s.due_date,
        {{ money('s.amount_cents') }},
-       COALESCE(s.currency, e.currency, c.currency),
-       COALESCE(s.description, e.description),
-       COALESCE(s.disputed, e.disputed, false),
+       COALESCE(s.currency, c.currency),
+       s.description,
+       COALESCE(s.disputed, false),
        :file_id
 FROM {{ stg }} s
 JOIN customers c ON c.customer_id = s.customer_id
-LEFT JOIN invoices e ON e.invoice_id = s.invoice_id
 WHERE NOT s.held
-ON CONFLICT (invoice_id) DO UPDATE SET
-    customer_id = excluded.customer_id,
-    issue_date = excluded.issue_date,
-    due_date = excluded.due_date,
-    amount = excluded.amount,
-    currency = excluded.currency,
-    description = excluded.description,
-    disputed = excluded.disputed,
-    source_file_id = excluded.source_file_id
+  AND NOT EXISTS (SELECT 1 FROM invoices e WHERE e.invoice_id = s.invoice_id)

@@ -295,23 +295,28 @@ class FileIngest:
         problems: list[pa.Table] = []
         rows_read = 0
         batches = ledger.batches()
-        while True:
-            with watch.stage("read"):
-                batch = next(batches, None)
-            if batch is None:
-                break
-            with watch.stage("check"):
-                checked = check_batch(kind, batch)
+        loader = staging.loader()
+        try:
+            while True:
+                with watch.stage("read"):
+                    batch = next(batches, None)
+                if batch is None:
+                    break
+                with watch.stage("check"):
+                    checked = check_batch(kind, batch)
+                with watch.stage("stage"):
+                    loader.put(checked.staged)
+                problems.append(checked.problems)
+                rows_read += checked.rows_read
+                log.info(
+                    "%s: %d rows read and checked (%.1f s)",
+                    path.name,
+                    rows_read,
+                    time.monotonic() - clock,
+                )
+        finally:
             with watch.stage("stage"):
-                staging.append(checked.staged)
-            problems.append(checked.problems)
-            rows_read += checked.rows_read
-            log.info(
-                "%s: %d rows read and checked (%.1f s)",
-                path.name,
-                rows_read,
-                time.monotonic() - clock,
-            )
+                loader.close()
         malformed = ledger.malformed
         if malformed:
             problems.append(
@@ -341,7 +346,7 @@ class FileIngest:
                 f"{len(malformed)} malformed: refusing to load an unreconciled file"
             )
         with watch.stage("gx"):
-            staged = self.validator.validate_staged(kind.name, staging.name, run_name)
+            staged = self.validator.validate_staged(kind.name, staging.good_rows_view, run_name)
         if not staged.success:
             raise FileRefused(
                 f"the Great Expectations suite {staged.suite} failed on rows that passed the row "

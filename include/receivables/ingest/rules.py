@@ -35,8 +35,6 @@ PROBLEM_SCHEMA = pa.schema(
 )
 
 MAX_AMOUNT_DIGITS = 13  # integer digits: up to 9,999,999,999,999.99, inside NUMERIC(18, 2)
-EARLIEST_DATE = "19000101"
-LATEST_DATE = "21991231"
 
 REASON_REQUIRED = "a value is required"
 REASON_DATE = "not a valid date: expected YYYY-MM-DD, YYYY/MM/DD or YYYYMMDD"
@@ -133,20 +131,34 @@ def parse_text(values: pa.Array, column: Column) -> Parsed:
     return Parsed(values, [(too_long, f"longer than {column.max_length} characters")])
 
 
+_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+
+
 def parse_date(values: pa.Array, column: Column | None = None) -> Parsed:
     """Dates in ISO ``YYYY-MM-DD``, ``YYYY/MM/DD`` or ``YYYYMMDD``; real calendar days only."""
-    shaped = pc.match_substring_regex(values, r"^(\d{4}-\d{2}-\d{2}|\d{4}/\d{2}/\d{2}|\d{8})$")
-    digits = pc.replace_substring_regex(values, r"[-/]", "")
-    digits = pc.if_else(shaped, digits, pa.scalar(None, pa.string()))
-    stamp = pc.strptime(digits, format="%Y%m%d", unit="s", error_is_null=True)
-    # strptime rolls 2023-02-30 over to March: a real date must print back the same digits
-    real = pc.equal(pc.strftime(stamp, format="%Y%m%d"), digits)
-    parsed = pc.if_else(real, stamp, pa.scalar(None, stamp.type)).cast(pa.date32())
+    shaped = _mask(
+        pc.match_substring_regex(values, r"^(\d{4}-\d{2}-\d{2}|\d{4}/\d{2}/\d{2}|\d{8})$")
+    )
+    digits = pc.replace_substring(pc.replace_substring(values, "-", ""), "/", "")
+    digits = pc.if_else(pa.array(shaped), digits, "19700101")
+    # The calendar is checked with integers: month 1-12, day within the month (leap years
+    # included); Arrow's strptime would roll 2023-02-30 over to March instead of refusing it.
+    year, month, day = (
+        pc.utf8_slice_codeunits(digits, start, stop).cast(pa.int32()).to_numpy(zero_copy_only=False)
+        for start, stop in ((0, 4), (4, 6), (6, 8))
+    )
+    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    month_days = _DAYS_IN_MONTH[np.clip(month, 0, 12)] + ((month == 2) & leap)
+    real = shaped & (month >= 1) & (month <= 12) & (day >= 1) & (day <= month_days)
     present = _present(values)
-    bad = present & ~_mask(real)
-    in_range = pc.and_(pc.greater_equal(digits, EARLIEST_DATE), pc.less_equal(digits, LATEST_DATE))
-    out_of_range = present & ~bad & ~_mask(in_range)
-    parsed = pc.if_else(pa.array(out_of_range), pa.scalar(None, pa.date32()), parsed)
+    bad = present & ~real
+    out_of_range = present & real & ((year < 1900) | (year > 2199))
+    good = real & ~out_of_range
+    days = (
+        (np.where(good, year, 1970) - 1970).astype("datetime64[Y]").astype("datetime64[M]")
+        + np.where(good, month - 1, 0).astype("timedelta64[M]")
+    ).astype("datetime64[D]") + np.where(good, day - 1, 0).astype("timedelta64[D]")
+    parsed = pa.array(days, type=pa.date32(), mask=~good)
     return Parsed(parsed, [(bad, REASON_DATE), (out_of_range, REASON_DATE_RANGE)])
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import io
 import logging
+import queue
+import threading
+import time
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -36,8 +38,17 @@ def staging_name(kind: FileKind) -> str:
 
 def staging_table(kind: FileKind, dialect: str) -> sa.Table:
     """The staging table definition for ``kind``."""
+    # SQLite joins through indexes (row_number as the rowid, ids indexed after the load);
+    # PostgreSQL hash-joins a freshly ANALYZEd table faster than it could build the indexes.
+    key = dialect == "sqlite"
     columns = [
-        sa.Column("row_number", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column(
+            "row_number",
+            sa.Integer if key else sa.BigInteger,
+            primary_key=key,
+            autoincrement=False,
+            nullable=False,
+        ),
         sa.Column("held", sa.Boolean, nullable=False),
     ]
     for column in kind.columns:
@@ -58,28 +69,49 @@ class Staging:
         self.table = staging_table(self.kind, self.dialect)
         self.name = self.table.name
 
+    @property
+    def good_rows_view(self) -> str:
+        """A view of the rows that passed every check: what GX validates and the merge loads.
+
+        (A view rather than a query: GX reads a view's column types from the catalogue, but
+        runs a query to learn them.)"""
+        return f"{self.name}_good"
+
     def reset(self) -> None:
-        """Drop what a crashed attempt may have left and create an empty staging table."""
+        """Drop what a crashed attempt may have left; create an empty staging table and view."""
+        self.drop()
         with self.engine.begin() as conn:
-            self.table.drop(conn, checkfirst=True)
             self.table.create(conn)
+            conn.exec_driver_sql(
+                f"CREATE VIEW {self.good_rows_view} AS SELECT * FROM {self.name} WHERE NOT held"
+            )
 
     def drop(self) -> None:
-        """Drop the staging table."""
+        """Drop the staging table and its view."""
         with self.engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP VIEW IF EXISTS {self.good_rows_view}")
             self.table.drop(conn, checkfirst=True)
 
     def append(self, staged: pa.Table) -> None:
-        """Append a batch of staged rows (committed at once, so validation can see them)."""
-        if staged.num_rows == 0:
-            return
-        with self.engine.begin() as conn:
-            for start in range(0, staged.num_rows, CHUNK_ROWS):
-                chunk = staged.slice(start, CHUNK_ROWS)
-                if self.dialect == "postgresql":
-                    self._copy(conn, chunk)
-                else:
-                    self._executemany(conn, chunk)
+        """Append a batch of staged rows (committed at once)."""
+        loader = self.loader()
+        try:
+            loader.put(staged)
+        finally:
+            loader.close()
+
+    def loader(self) -> StagingLoader:
+        """A loader that writes batches on a background thread (see :class:`StagingLoader`)."""
+        return StagingLoader(self)
+
+    def write(self, conn: Connection, staged: pa.Table) -> None:
+        """Write one batch of staged rows inside ``conn``'s transaction."""
+        for start in range(0, staged.num_rows, CHUNK_ROWS):
+            chunk = staged.slice(start, CHUNK_ROWS)
+            if self.dialect == "postgresql":
+                self._copy(conn, chunk)
+            else:
+                self._executemany(conn, chunk)
 
     def _copy(self, conn: Connection, chunk: pa.Table) -> None:
         import pyarrow.csv as pcsv
@@ -99,22 +131,24 @@ class Staging:
         for name in chunk.column_names:
             array = chunk.column(name)
             if pa.types.is_date(array.type):
-                array = pc.strftime(array.cast(pa.timestamp("s")), format="%Y-%m-%d")
+                array = array.cast(pa.string())  # ISO text, as SQLite stores dates
             columns.append(array.to_pylist())
         placeholders = ", ".join("?" for _ in columns)
         sql = f"INSERT INTO {self.name} ({', '.join(chunk.column_names)}) VALUES ({placeholders})"
         conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
 
     def index(self) -> None:
-        """Index the id columns once loaded (faster than maintaining them during the load)."""
+        """Prepare the loaded table for the checks: indexes on SQLite, statistics on PostgreSQL
+        (without them the planner takes the table for empty and loops over it)."""
         with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql(f"ANALYZE {self.name}")
+                return
             for column in self.kind.columns:
                 if column.type == "id":
                     conn.exec_driver_sql(
                         f"CREATE INDEX ix_{self.name}_{column.name} ON {self.name} ({column.name})"
                     )
-            if self.dialect == "postgresql":
-                conn.exec_driver_sql(f"ANALYZE {self.name}")
 
     def run_checks(self) -> pa.Table:
         """Run the set-based checks; hold back the rows they name; return their problems."""
@@ -124,6 +158,7 @@ class Staging:
             checks.append((f"ingest/checks_{self.kind.name}.sql", {}))
         for template, context in checks:
             for statement in sqlfiles.render(template, self.dialect, stg=self.name, **context):
+                started = time.perf_counter()
                 with self.engine.begin() as conn:
                     rows = conn.execute(sa.text(statement)).all()
                     if rows:
@@ -133,6 +168,13 @@ class Staging:
                                 f"(SELECT row_number FROM ({statement}) AS problems)"
                             )
                         )
+                log.debug(
+                    "%s: check %s found %d problem(s) in %.2f s",
+                    self.name,
+                    " ".join(statement.split()[:12]),
+                    len(rows),
+                    time.perf_counter() - started,
+                )
                 if rows:
                     found.append(
                         pa.Table.from_pylist(
@@ -154,9 +196,50 @@ class Staging:
         return int(total), int(held)
 
     def merge(self, conn: Connection, file_id: int, defaults: dict[str, str]) -> int:
-        """Upsert the good rows into the warehouse inside ``conn``'s transaction; return rows."""
+        """Upsert the good rows into the warehouse inside ``conn``'s transaction; return rows
+        written (updated + inserted)."""
         params = {"file_id": file_id, **defaults}
-        (result,) = sqlfiles.execute(
+        results = sqlfiles.execute(
             conn, f"ingest/merge_{self.kind.name}.sql", params, stg=self.name
         )
-        return int(result.rowcount)
+        return sum(int(result.rowcount) for result in results)
+
+
+class StagingLoader:
+    """Writes batches of staged rows on a background thread, in one transaction.
+
+    Writing overlaps with reading and checking the next batch: the database parses and stores
+    one batch while Python works on the next (two batches in flight at most, so memory stays
+    bounded). :meth:`close` waits for the writes, commits, and raises what the writer raised.
+    """
+
+    def __init__(self, staging: Staging):
+        self._staging = staging
+        self._batches: queue.Queue[pa.Table | None] = queue.Queue(maxsize=2)
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._write, name=f"load-{staging.name}")
+        self._thread.start()
+
+    def _write(self) -> None:
+        try:
+            with self._staging.engine.begin() as conn:
+                while (staged := self._batches.get()) is not None:
+                    self._staging.write(conn, staged)
+        except BaseException as exc:  # re-raised in the caller's thread by put() / close()
+            self._failure = exc
+            while self._batches.get() is not None:  # keep draining so put() never blocks
+                pass
+
+    def put(self, staged: pa.Table) -> None:
+        """Queue a batch (waits while two batches are still being written)."""
+        if self._failure is not None:
+            raise self._failure
+        if staged.num_rows:
+            self._batches.put(staged)
+
+    def close(self) -> None:
+        """Wait for every queued batch to be written and committed."""
+        self._batches.put(None)
+        self._thread.join()
+        if self._failure is not None:
+            raise self._failure

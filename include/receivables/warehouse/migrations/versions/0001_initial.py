@@ -59,6 +59,45 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "collectors",
+        sa.Column("collector_id", sa.String(length=64), nullable=False),
+        sa.Column("name", sa.String(length=255), nullable=False),
+        sa.Column("email", sa.String(length=320), nullable=True),
+        sa.Column("team", sa.String(length=255), nullable=True),
+        sa.Column("source_file_id", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("collector_id", name=op.f("pk_collectors")),
+    )
+    op.create_table(
+        "customers",
+        sa.Column("customer_id", sa.String(length=64), nullable=False),
+        sa.Column("name", sa.String(length=255), nullable=False),
+        sa.Column(
+            "email", sa.Text(), nullable=True, comment="one or more addresses separated by ';'"
+        ),
+        sa.Column("phone", sa.String(length=64), nullable=True),
+        sa.Column("locale", sa.String(length=8), nullable=False),
+        sa.Column("timezone", sa.String(length=64), nullable=False),
+        sa.Column("segment", sa.String(length=64), nullable=True),
+        sa.Column(
+            "credit_limit", receivables.warehouse.types.Money(precision=18, scale=2), nullable=True
+        ),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column(
+            "collector_id",
+            sa.String(length=64),
+            nullable=True,
+            comment="not enforced: collectors may come later",
+        ),
+        sa.Column("do_not_contact", sa.Boolean(), nullable=False),
+        sa.Column("source_file_id", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("customer_id", name=op.f("pk_customers")),
+    )
+    with op.batch_alter_table("customers", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_customers_collector_id"), ["collector_id"], unique=False
+        )
+
+    op.create_table(
         "ingested_files",
         sa.Column("file_id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column(
@@ -119,52 +158,41 @@ def upgrade() -> None:
         )
 
     op.create_table(
-        "collectors",
-        sa.Column("collector_id", sa.String(length=64), nullable=False),
-        sa.Column("name", sa.String(length=255), nullable=False),
-        sa.Column("email", sa.String(length=320), nullable=True),
-        sa.Column("team", sa.String(length=255), nullable=True),
-        sa.Column("source_file_id", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["source_file_id"],
-            ["ingested_files.file_id"],
-            name=op.f("fk_collectors_source_file_id_ingested_files"),
-        ),
-        sa.PrimaryKeyConstraint("collector_id", name=op.f("pk_collectors")),
-    )
-    op.create_table(
-        "customers",
+        "invoices",
+        sa.Column("invoice_id", sa.String(length=64), nullable=False),
         sa.Column("customer_id", sa.String(length=64), nullable=False),
-        sa.Column("name", sa.String(length=255), nullable=False),
+        sa.Column("issue_date", sa.Date(), nullable=False),
+        sa.Column("due_date", sa.Date(), nullable=False),
         sa.Column(
-            "email", sa.Text(), nullable=True, comment="one or more addresses separated by ';'"
-        ),
-        sa.Column("phone", sa.String(length=64), nullable=True),
-        sa.Column("locale", sa.String(length=8), nullable=False),
-        sa.Column("timezone", sa.String(length=64), nullable=False),
-        sa.Column("segment", sa.String(length=64), nullable=True),
-        sa.Column(
-            "credit_limit", receivables.warehouse.types.Money(precision=18, scale=2), nullable=True
+            "amount", receivables.warehouse.types.Money(precision=18, scale=2), nullable=False
         ),
         sa.Column("currency", sa.String(length=3), nullable=False),
-        sa.Column(
-            "collector_id",
-            sa.String(length=64),
-            nullable=True,
-            comment="not enforced: collectors may come later",
-        ),
-        sa.Column("do_not_contact", sa.Boolean(), nullable=False),
+        sa.Column("description", sa.Text(), nullable=True),
+        sa.Column("disputed", sa.Boolean(), nullable=False),
         sa.Column("source_file_id", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["source_file_id"],
-            ["ingested_files.file_id"],
-            name=op.f("fk_customers_source_file_id_ingested_files"),
-        ),
-        sa.PrimaryKeyConstraint("customer_id", name=op.f("pk_customers")),
+        sa.CheckConstraint("amount > 0", name=op.f("ck_invoices_amount_positive")),
+        sa.CheckConstraint("due_date >= issue_date", name=op.f("ck_invoices_due_after_issue")),
+        sa.PrimaryKeyConstraint("invoice_id", name=op.f("pk_invoices")),
     )
-    with op.batch_alter_table("customers", schema=None) as batch_op:
+    with op.batch_alter_table("invoices", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_invoices_customer_id"), ["customer_id"], unique=False)
+
+    op.create_table(
+        "payments",
+        sa.Column("payment_id", sa.String(length=64), nullable=False),
+        sa.Column("invoice_id", sa.String(length=64), nullable=False),
+        sa.Column("paid_date", sa.Date(), nullable=False),
+        sa.Column(
+            "amount", receivables.warehouse.types.Money(precision=18, scale=2), nullable=False
+        ),
+        sa.Column("method", sa.String(length=64), nullable=True),
+        sa.Column("source_file_id", sa.Integer(), nullable=False),
+        sa.CheckConstraint("amount > 0", name=op.f("ck_payments_amount_positive")),
+        sa.PrimaryKeyConstraint("payment_id", name=op.f("pk_payments")),
+    )
+    with op.batch_alter_table("payments", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_customers_collector_id"), ["collector_id"], unique=False
+            "ix_payments_invoice_id_paid_date", ["invoice_id", "paid_date"], unique=False
         )
 
     op.create_table(
@@ -191,64 +219,12 @@ def upgrade() -> None:
     with op.batch_alter_table("quarantined_rows", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_quarantined_rows_file_id"), ["file_id"], unique=False)
 
-    op.create_table(
-        "invoices",
-        sa.Column("invoice_id", sa.String(length=64), nullable=False),
-        sa.Column("customer_id", sa.String(length=64), nullable=False),
-        sa.Column("issue_date", sa.Date(), nullable=False),
-        sa.Column("due_date", sa.Date(), nullable=False),
-        sa.Column(
-            "amount", receivables.warehouse.types.Money(precision=18, scale=2), nullable=False
-        ),
-        sa.Column("currency", sa.String(length=3), nullable=False),
-        sa.Column("description", sa.Text(), nullable=True),
-        sa.Column("disputed", sa.Boolean(), nullable=False),
-        sa.Column("source_file_id", sa.Integer(), nullable=False),
-        sa.CheckConstraint("amount > 0", name=op.f("ck_invoices_amount_positive")),
-        sa.CheckConstraint("due_date >= issue_date", name=op.f("ck_invoices_due_after_issue")),
-        sa.ForeignKeyConstraint(
-            ["customer_id"],
-            ["customers.customer_id"],
-            name=op.f("fk_invoices_customer_id_customers"),
-        ),
-        sa.ForeignKeyConstraint(
-            ["source_file_id"],
-            ["ingested_files.file_id"],
-            name=op.f("fk_invoices_source_file_id_ingested_files"),
-        ),
-        sa.PrimaryKeyConstraint("invoice_id", name=op.f("pk_invoices")),
-    )
-    with op.batch_alter_table("invoices", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_invoices_customer_id"), ["customer_id"], unique=False)
-
-    op.create_table(
-        "payments",
-        sa.Column("payment_id", sa.String(length=64), nullable=False),
-        sa.Column("invoice_id", sa.String(length=64), nullable=False),
-        sa.Column("paid_date", sa.Date(), nullable=False),
-        sa.Column(
-            "amount", receivables.warehouse.types.Money(precision=18, scale=2), nullable=False
-        ),
-        sa.Column("method", sa.String(length=64), nullable=True),
-        sa.Column("source_file_id", sa.Integer(), nullable=False),
-        sa.CheckConstraint("amount > 0", name=op.f("ck_payments_amount_positive")),
-        sa.ForeignKeyConstraint(
-            ["invoice_id"], ["invoices.invoice_id"], name=op.f("fk_payments_invoice_id_invoices")
-        ),
-        sa.ForeignKeyConstraint(
-            ["source_file_id"],
-            ["ingested_files.file_id"],
-            name=op.f("fk_payments_source_file_id_ingested_files"),
-        ),
-        sa.PrimaryKeyConstraint("payment_id", name=op.f("pk_payments")),
-    )
-    with op.batch_alter_table("payments", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_payments_invoice_id_paid_date", ["invoice_id", "paid_date"], unique=False
-        )
-
 
 def downgrade() -> None:
+    with op.batch_alter_table("quarantined_rows", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_quarantined_rows_file_id"))
+
+    op.drop_table("quarantined_rows")
     with op.batch_alter_table("payments", schema=None) as batch_op:
         batch_op.drop_index("ix_payments_invoice_id_paid_date")
 
@@ -257,15 +233,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_invoices_customer_id"))
 
     op.drop_table("invoices")
-    with op.batch_alter_table("quarantined_rows", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_quarantined_rows_file_id"))
-
-    op.drop_table("quarantined_rows")
-    with op.batch_alter_table("customers", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_customers_collector_id"))
-
-    op.drop_table("customers")
-    op.drop_table("collectors")
     with op.batch_alter_table("ingested_files", schema=None) as batch_op:
         batch_op.drop_index(
             "uq_ingested_files_loaded_sha256",
@@ -274,6 +241,11 @@ def downgrade() -> None:
         )
 
     op.drop_table("ingested_files")
+    with op.batch_alter_table("customers", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_customers_collector_id"))
+
+    op.drop_table("customers")
+    op.drop_table("collectors")
     with op.batch_alter_table("aging_snapshots", schema=None) as batch_op:
         batch_op.drop_index("ix_aging_snapshots_as_of_date_customer_id")
 
