@@ -6,7 +6,7 @@ UV_VERSION := 0.13.9
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_HOME ?= $(CURDIR)/var/demo
-DEMO_AS_OF ?= 2025-06-30
+DEMO_AS_OF ?= 2025-07-01
 DEMO_CUSTOMERS ?= 400
 
 .PHONY: install demo test airflow bench lint format clean

@@ -1,24 +1,33 @@
 """
-### receivables_risk — the day's aging snapshot (risk classes, provisions and scores follow)
+### receivables_risk — aging, classification, provisions, credit scores, warnings, digest
 
 **Runs** when `ledger_ingest` publishes the `ledger` asset, for the `as_of_date` its event
-carries (or for the logical date of a manual run).
+carries (or for the logical date of a manual run). Each step replaces that date's rows, so a
+re-run is idempotent.
 
-**Writes** `aging_snapshots` for the as-of date, replacing that date's rows (a re-run is
-idempotent): per open invoice its outstanding amount, days past due, aging bucket and
-five-category risk class (CONTRACT §5), computed set-based by `sql/aging_snapshot.sql`.
+**Writes**
+- `aging_snapshots`: per open invoice its outstanding amount, days past due, aging bucket and
+  five-category risk class (CONTRACT §5; `sql/aging_snapshot.sql`);
+- `customer_risk_classes`: each customer's worst class, and whether more than 10 % of its
+  outstanding is substandard or worse (then all its receivables are at least substandard);
+- `roll_rates` (month-end to month-end matrices, kept as history), `provision_rates` (IFRS 9
+  loss rates per currency and bucket) and `invoice_risk` (final class and ECL per invoice);
+- `credit_scores`: score, PD, grade A–E and reasons per customer, with the latest approved
+  model of `credit_model` (or the rules scorecard until one is approved);
+- `risk_warnings`: kind, severity, message and recommended action per customer.
 
-**Sends** nothing yet (the failure alert aside).
+**Sends** the risk team's daily digest (new warnings by severity, grade movers, provision
+change), once per date; the failure alert to the data engineers.
 
-**Publishes** the `risk` asset (its event carries `as_of_date`) for the collection and legal
-DAGs.
+**Publishes** the `risk` asset (its event carries `as_of_date`) once the warnings are written,
+for the collection and legal DAGs.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from airflow.sdk import dag, task
+from airflow.sdk import chain, dag, task
 
 from receivables.airflow import assets, dag_defaults
 
@@ -34,13 +43,50 @@ from receivables.airflow import assets, dag_defaults
     tags=["receivables", "risk"],
 )
 def receivables_risk():
-    @task(outlets=[assets.RISK])
+    @task
     def compute_aging_snapshot() -> dict:
-        from receivables.airflow.runtime import compute_aging_snapshot
+        from receivables.airflow.runtime import run_step
 
-        return compute_aging_snapshot()
+        return run_step("compute_aging")
 
-    compute_aging_snapshot()
+    @task
+    def classify_customers() -> dict:
+        from receivables.airflow.runtime import run_step
+
+        return run_step("classify_customers")
+
+    @task
+    def compute_provisions() -> dict:
+        from receivables.airflow.runtime import run_step
+
+        return run_step("compute_provisions")
+
+    @task
+    def score_customers() -> dict:
+        from receivables.airflow.runtime import run_step
+
+        return run_step("score_customers")
+
+    @task(outlets=[assets.RISK])
+    def raise_risk_warnings() -> dict:
+        from receivables.airflow.runtime import raise_risk_warnings
+
+        return raise_risk_warnings()
+
+    @task
+    def send_risk_digest() -> dict:
+        from receivables.airflow.runtime import run_step
+
+        return run_step("send_risk_digest")
+
+    chain(
+        compute_aging_snapshot(),
+        classify_customers(),
+        compute_provisions(),
+        score_customers(),
+        raise_risk_warnings(),
+        send_risk_digest(),
+    )
 
 
 receivables_risk()

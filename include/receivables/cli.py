@@ -149,20 +149,16 @@ def run(ctx: click.Context, as_of: dt.date, inbox: Path | None) -> None:
     # A CLI run fails fast: retries belong to the scheduler, where a retry can wait.
     os.environ.setdefault("RECEIVABLES_TASK_RETRIES", "0")
 
-    from receivables.airflow.runner import DAILY_DAGS, QUARTERLY_DAG, prepare_airflow, run_dag
+    from receivables.airflow.runner import QUARTERLY_DAG, dags_for, prepare_airflow, run_dag
     from receivables.dates import start_of_business_day
-    from receivables.paths import DAGS_DIR
     from receivables.report import run_summary
 
     prepare_airflow(settings)
     logical = start_of_business_day(as_of, settings.timezone)
     log_file = None if verbose else settings.logs_dir / f"run-{as_of}.log"
-    dag_ids = list(DAILY_DAGS)
-    if is_quarter_start(as_of):
-        if (DAGS_DIR / f"{QUARTERLY_DAG}.py").exists():
-            dag_ids.append(QUARTERLY_DAG)
-        else:
-            click.echo(f"{as_of} starts a quarter, but {QUARTERLY_DAG} is not part of this version")
+    dag_ids = dags_for(as_of)
+    if is_quarter_start(as_of) and QUARTERLY_DAG not in dag_ids:
+        click.echo(f"{as_of} starts a quarter, but {QUARTERLY_DAG} is not part of this version")
     reports = []
     for dag_id in dag_ids:
         conf = {"inbox": str(inbox)} if inbox and dag_id == "ledger_ingest" else {}
@@ -189,7 +185,7 @@ def run(ctx: click.Context, as_of: dt.date, inbox: Path | None) -> None:
 @click.option("--as-of", "as_of", callback=_date, help="YYYY-MM-DD")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path, dir_okay=False))
 def export_command(name: str, as_of: dt.date | None, out: Path) -> None:
-    """Write one result (aging, rejects) as CSV."""
+    """Write one result (aging, rejects, scores, warnings) as CSV."""
     from receivables.exports import ExportError, export
 
     settings = _settings()

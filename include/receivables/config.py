@@ -13,11 +13,14 @@ Two kinds of settings:
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
 import tomllib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -29,6 +32,10 @@ class ConfigError(ValueError):
     """A configuration value is missing or wrong; the message says which and what is expected."""
 
 
+def _addresses(text: str) -> tuple[str, ...]:
+    return tuple(a.strip() for a in text.replace(",", ";").split(";") if a.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     """The environment of one process: folders, warehouse URL, business time zone, mail."""
@@ -38,6 +45,7 @@ class Settings:
     inbox: Path
     timezone: str
     alert_emails: tuple[str, ...]
+    risk_emails: tuple[str, ...]
     mail_from: str
     config_file: Path | None
 
@@ -56,13 +64,15 @@ class Settings:
                 "(expected e.g. Asia/Shanghai)"
             ) from None
         alerts = env.get("RECEIVABLES_ALERT_EMAILS") or "data-engineering@receivables.example.com"
+        risk = env.get("RECEIVABLES_RISK_EMAILS") or "risk-team@receivables.example.com"
         config_file = env.get("RECEIVABLES_CONFIG")
         return cls(
             home=home,
             db_url=env.get("RECEIVABLES_DB_URL") or None,
             inbox=inbox,
             timezone=timezone,
-            alert_emails=tuple(a.strip() for a in alerts.replace(",", ";").split(";") if a.strip()),
+            alert_emails=_addresses(alerts),
+            risk_emails=_addresses(risk),
             mail_from=env.get("RECEIVABLES_MAIL_FROM")
             or "Receivables Operations <receivables@receivables.example.com>",
             config_file=Path(config_file).expanduser().resolve() if config_file else None,
@@ -256,10 +266,143 @@ class AgingPolicy(_Strict):
         return v
 
 
+Rate = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class ClassificationPolicy(_Strict):
+    """Customer-level five-category classification (PRC 2023 rules, DOMAIN.md)."""
+
+    #: when more than this share of a customer's outstanding is substandard or worse, every
+    #: receivable of the customer is classed at least substandard
+    substandard_share: float = Field(default=0.10, gt=0.0, lt=1.0)
+
+
+#: DOMAIN.md's example fallback loss rates, used while the roll-rate history is too short.
+DEFAULT_FALLBACK_RATES = {
+    "current": 0.005,
+    "1-30": 0.022,
+    "31-60": 0.027,
+    "61-90": 0.045,
+    "91-180": 0.25,
+    "181-360": 0.60,
+    "361+": 1.0,
+}
+
+
+class ProvisionPolicy(_Strict):
+    """IFRS 9 simplified approach, migration (roll-rate) method."""
+
+    #: months of roll-rate history averaged for the loss rates
+    history_months: int = Field(default=12, ge=1, le=120)
+    #: fewer observed month-to-month transitions than this: use the fallback rates
+    min_history_months: int = Field(default=6, ge=1, le=120)
+    #: forward-looking adjustment applied to every historical loss rate (capped at 100 %)
+    forward_looking_factor: float = Field(default=1.0, gt=0.0, le=5.0)
+    fallback_rates: dict[str, Rate] = Field(default_factory=lambda: dict(DEFAULT_FALLBACK_RATES))
+
+    @model_validator(mode="after")
+    def _history(self) -> ProvisionPolicy:
+        if self.min_history_months > self.history_months:
+            raise ValueError(
+                f"provisions.min_history_months ({self.min_history_months}) cannot exceed "
+                f"provisions.history_months ({self.history_months})"
+            )
+        return self
+
+
+class ScorePolicy(_Strict):
+    """The credit score scale, grades and the model's approval gate (DOMAIN.md)."""
+
+    base_score: float = 600.0
+    base_odds: float = Field(default=50.0, gt=0.0)
+    points_to_double_odds: float = Field(default=20.0, gt=0.0)
+    #: upper PD bounds of grades A-D (E above the last): A < 1 %, B < 3 %, C < 8 %, D < 20 %
+    grade_pd_bounds: dict[str, Rate] = Field(
+        default_factory=lambda: {"A": 0.01, "B": 0.03, "C": 0.08, "D": 0.20}
+    )
+    #: a customer is "bad" on reaching this many days past due within the horizon
+    bad_days_past_due: int = Field(default=90, ge=1)
+    horizon_months: int = Field(default=6, ge=1, le=24)
+    #: month-ends of history (with an observed horizon) needed to train a scorecard
+    min_training_months: int = Field(default=6, ge=2)
+    #: the newest month-ends held out for validation
+    holdout_months: int = Field(default=3, ge=1)
+    #: approval gate for a newly trained model
+    min_auc: float = Field(default=0.70, ge=0.5, le=1.0)
+    max_psi: float = Field(default=0.25, gt=0.0)
+    #: score drop (points, day over day) that raises a warning
+    sharp_drop_points: float = Field(default=40.0, gt=0.0)
+
+    @field_validator("grade_pd_bounds")
+    @classmethod
+    def _grades(cls, v: dict[str, float]) -> dict[str, float]:
+        if list(v) != ["A", "B", "C", "D"]:
+            raise ValueError(
+                f"expected upper PD bounds for grades A, B, C, D in order, got {list(v)}"
+            )
+        bounds = list(v.values())
+        if any(b <= a for a, b in itertools.pairwise(bounds)) or bounds[0] <= 0:
+            raise ValueError(f"grade PD bounds must rise strictly above 0, got {bounds}")
+        return v
+
+    @property
+    def factor(self) -> float:
+        """Points per unit of ln(odds): PDO / ln 2."""
+        return self.points_to_double_odds / math.log(2)
+
+    @property
+    def offset(self) -> float:
+        """Score at odds 1:1: base − factor × ln(base odds)."""
+        return self.base_score - self.factor * math.log(self.base_odds)
+
+
+class WarningPolicy(_Strict):
+    """When the risk warnings fire and what they recommend."""
+
+    #: one customer holding more than this share of a currency's overdue outstanding
+    concentration_share: float = Field(default=0.05, gt=0.0, lt=1.0)
+    #: proposed credit limit as a share of the current one, by grade (A-C keep theirs)
+    limit_factor_by_grade: dict[str, Rate] = Field(default_factory=lambda: {"D": 0.5, "E": 0.0})
+    #: days past due from which a customer's case is proposed for legal review
+    legal_review_days: int = Field(default=181, ge=1)
+
+    @field_validator("limit_factor_by_grade")
+    @classmethod
+    def _grades(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(v) - set("ABCDE"))
+        if unknown:
+            raise ValueError(f"unknown grade(s) {unknown}: expected A, B, C, D or E")
+        return v
+
+
 class Policy(_Strict):
     """All business thresholds; one instance per process, loaded by :func:`load_policy`."""
 
     aging: AgingPolicy = Field(default_factory=AgingPolicy)
+    classification: ClassificationPolicy = Field(default_factory=ClassificationPolicy)
+    provisions: ProvisionPolicy = Field(default_factory=ProvisionPolicy)
+    scores: ScorePolicy = Field(default_factory=ScorePolicy)
+    warnings: WarningPolicy = Field(default_factory=WarningPolicy)
+
+    @model_validator(mode="after")
+    def _fallback_buckets(self) -> Policy:
+        buckets = [b.name for b in self.aging.buckets]
+        rates = self.provisions.fallback_rates
+        unknown = sorted(set(rates) - set(buckets))
+        if unknown:
+            raise ValueError(
+                f"provisions.fallback_rates: unknown bucket(s) {unknown}; the buckets are {buckets}"
+            )
+        missing = [b for b in buckets if b not in rates]
+        if missing:
+            raise ValueError(f"provisions.fallback_rates: no rate for bucket(s) {missing}")
+        values = [rates[b] for b in buckets]
+        if any(b < a for a, b in itertools.pairwise(values)):
+            raise ValueError(
+                "provisions.fallback_rates: rates must not fall as buckets get older, got "
+                + ", ".join(f"{b} {rates[b]}" for b in buckets)
+            )
+        return self
 
 
 def load_policy(path: Path | None = None) -> Policy:

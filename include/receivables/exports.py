@@ -18,8 +18,10 @@ from sqlalchemy.engine import Engine
 from receivables.warehouse.schema import (
     aging_runs,
     aging_snapshots,
+    credit_scores,
     ingested_files,
     quarantined_rows,
+    risk_warnings,
 )
 
 
@@ -100,9 +102,67 @@ def _rejects(engine: Engine, as_of: dt.date | None) -> sa.Select:
     ).order_by(union.c.file_id, union.c.row_number, union.c.sequence)
 
 
+def _scored(engine: Engine, as_of: dt.date | None, name: str) -> None:
+    if as_of is None:
+        raise ExportError(f"the {name} export needs --as-of DATE")
+    with engine.connect() as conn:
+        found = conn.execute(
+            sa.select(credit_scores.c.as_of_date)
+            .where(credit_scores.c.as_of_date == as_of)
+            .limit(1)
+        ).first()
+    if found is None:
+        raise ExportError(
+            f"no risk results for {as_of}: run `receivables run --as-of {as_of}` first"
+        )
+
+
+def _scores(engine: Engine, as_of: dt.date | None) -> sa.Select:
+    _scored(engine, as_of, "scores")
+    s = credit_scores
+    return (
+        sa.select(
+            s.c.customer_id,
+            s.c.score,
+            s.c.grade,
+            s.c.reasons,
+            s.c.pd,
+            s.c.model_id,
+            s.c.as_of_date,
+        )
+        .where(s.c.as_of_date == as_of)
+        .order_by(s.c.customer_id)
+    )
+
+
+def _warnings(engine: Engine, as_of: dt.date | None) -> sa.Select:
+    _scored(engine, as_of, "warnings")
+    w = risk_warnings
+    severity = sa.case(
+        {"critical": 0, "high": 1, "medium": 2, "low": 3}, value=w.c.severity, else_=4
+    )
+    return (
+        sa.select(
+            w.c.customer_id,
+            w.c.kind,
+            w.c.severity,
+            w.c.message,
+            w.c.action,
+            w.c.proposed_credit_limit,
+            w.c.currency,
+            w.c.dunning_stage,
+            w.c.as_of_date,
+        )
+        .where(w.c.as_of_date == as_of)
+        .order_by(severity, w.c.customer_id, w.c.kind)
+    )
+
+
 EXPORTS: dict[str, Callable[[Engine, dt.date | None], sa.Select]] = {
     "aging": _aging,
     "rejects": _rejects,
+    "scores": _scores,
+    "warnings": _warnings,
 }
 
 
@@ -113,6 +173,8 @@ def _text(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, Decimal):
         return format(value, "f")
+    if isinstance(value, float):
+        return repr(round(value, 8))
     if isinstance(value, dt.date):
         return value.isoformat()
     return str(value)

@@ -118,3 +118,59 @@ def compute_aging(*, settings: Settings, db_url: str, as_of: dt.date) -> dict[st
         return compute_snapshot(engine, as_of, settings.policy.aging).as_dict()
     finally:
         engine.dispose()
+
+
+def _run(db_url: str, step, *args):
+    engine = open_warehouse(db_url)
+    try:
+        return step(engine, *args)
+    finally:
+        engine.dispose()
+
+
+def classify_customers(*, settings: Settings, db_url: str, as_of: dt.date) -> dict[str, Any]:
+    """Customer-level five-category classes of ``as_of``."""
+    from receivables.risk.classification import compute_customer_classes
+
+    policy = settings.policy
+    classes = _run(db_url, compute_customer_classes, as_of, policy.aging, policy.classification)
+    log.info("customer classes %s: %s", as_of, classes)
+    return {"as_of_date": as_of.isoformat(), "customers_by_class": classes}
+
+
+def compute_provisions(*, settings: Settings, db_url: str, as_of: dt.date) -> dict[str, Any]:
+    """Roll-rate history, provision matrices and ECL per open invoice of ``as_of``."""
+    from receivables.risk.provisions import compute_provisions as provisions
+
+    policy = settings.policy
+    summary = _run(db_url, provisions, as_of, policy.aging, policy.provisions)
+    log.info("provisions %s: %s", as_of, summary["by_currency"])
+    return summary
+
+
+def score_customers(*, settings: Settings, db_url: str, as_of: dt.date) -> dict[str, Any]:
+    """Credit scores of ``as_of`` with the latest approved model."""
+    from receivables.risk.models import score_customers as score
+
+    return _run(db_url, score, as_of, settings.policy.scores)
+
+
+def raise_warnings(*, settings: Settings, db_url: str, as_of: dt.date) -> dict[str, Any]:
+    """Risk warnings of ``as_of``."""
+    from receivables.risk.warnings import raise_warnings as warn
+
+    return _run(db_url, warn, as_of, settings.policy)
+
+
+def send_risk_digest(*, settings: Settings, db_url: str, as_of: dt.date) -> dict[str, Any]:
+    """The risk team's digest of ``as_of`` (sent once per date)."""
+    from receivables.risk.digest import send_digest
+
+    return _run(db_url, send_digest, as_of, settings)
+
+
+def train_credit_model(*, settings: Settings, db_url: str, as_of: dt.date) -> dict[str, Any]:
+    """The monthly scorecard: train, validate, gate, model card, registry."""
+    from receivables.risk.models import train_credit_model as train
+
+    return _run(db_url, train, as_of, settings.policy.scores, settings.reports_dir)

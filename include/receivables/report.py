@@ -12,7 +12,13 @@ from sqlalchemy.engine import Engine
 from receivables.aging import summarise
 from receivables.config import Settings
 from receivables.warehouse.db import redact
-from receivables.warehouse.schema import ingested_files
+from receivables.warehouse.schema import (
+    credit_models,
+    credit_scores,
+    ingested_files,
+    invoice_risk,
+    risk_warnings,
+)
 
 
 def _money(text: str) -> str:
@@ -67,6 +73,7 @@ def run_summary(
         classes = [b.name for b in settings.policy.aging.risk_classes]
         lines += _table("bucket", buckets, aging.by_bucket, currencies)
         lines += _table("risk class", classes, aging.by_risk_class, currencies)
+    lines += _risk_lines(engine, as_of)
     outbox = settings.outbox_dir
     emails = len(list(outbox.glob("*.eml"))) if outbox.exists() else 0
     lines += [
@@ -77,9 +84,15 @@ def run_summary(
         f"    emails       {outbox} ({emails} .eml file(s))",
         f"    data docs    {settings.data_docs_index}",
     ]
+    models = settings.reports_dir / "models"
+    if models.exists() and any(models.glob("*.md")):
+        lines.append(f"    model cards  {models}")
     if log_file:
         lines.append(f"    Airflow log  {log_file}")
-    lines.append(f"  exports: receivables export aging|rejects --as-of {as_of} --out FILE.csv")
+    lines.append(
+        f"  exports: receivables export aging|rejects|scores|warnings --as-of {as_of} "
+        "--out FILE.csv"
+    )
     return "\n".join(lines)
 
 
@@ -98,3 +111,57 @@ def _table(
         )
         for r in rows
     ]
+
+
+def _risk_lines(engine: Engine, as_of: dt.date) -> list[str]:
+    """Grades, warnings and provisions of ``as_of`` (nothing when the risk DAG has not run)."""
+    s, w, r, m = credit_scores, risk_warnings, invoice_risk, credit_models
+    with engine.connect() as conn:
+        grades = dict(
+            conn.execute(
+                sa.select(s.c.grade, sa.func.count())
+                .where(s.c.as_of_date == as_of)
+                .group_by(s.c.grade)
+            ).all()
+        )
+        if not grades:
+            return []
+        model = conn.execute(
+            sa.select(m.c.model_id, m.c.kind, m.c.trained_as_of, m.c.auc)
+            .join(s, s.c.model_id == m.c.model_id)
+            .where(s.c.as_of_date == as_of)
+            .limit(1)
+        ).first()
+        severities = dict(
+            conn.execute(
+                sa.select(w.c.severity, sa.func.count())
+                .where(w.c.as_of_date == as_of)
+                .group_by(w.c.severity)
+            ).all()
+        )
+        ecl = sa.type_coerce(sa.func.sum(r.c.ecl), r.c.ecl.type)
+        provisions = conn.execute(
+            sa.select(r.c.currency, ecl).where(r.c.as_of_date == as_of).group_by(r.c.currency)
+        ).all()
+    described = (
+        f"scorecard {model.model_id} trained as of {model.trained_as_of}"
+        + (f", held-out AUC {model.auc:.3f}" if model.auc else "")
+        if model.kind == "scorecard"
+        else "the rules scorecard (no trained model approved yet)"
+    )
+    lines = [
+        f"  credit grades ({described}):",
+        "    " + "  ".join(f"{g} {grades.get(g, 0):,}" for g in "ABCDE"),
+        "  warnings: "
+        + (
+            ", ".join(
+                f"{severities[k]:,} {k}"
+                for k in ("critical", "high", "medium", "low")
+                if severities.get(k)
+            )
+            or "none"
+        ),
+        "  provisions (IFRS 9 ECL): "
+        + ("; ".join(f"{c} {_money(str(v))}" for c, v in provisions) or "none"),
+    ]
+    return lines

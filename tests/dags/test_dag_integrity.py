@@ -14,7 +14,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
-EXPECTED = {"ledger_ingest", "receivables_risk"}
+EXPECTED = {"ledger_ingest", "receivables_risk", "credit_model"}
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,9 @@ def test_assets_chain_the_dags(dagbag):
     ingest = dagbag.dags["ledger_ingest"]
     risk = dagbag.dags["receivables_risk"]
     assert [a.name for a in ingest.get_task("summarize_ingest").outlets] == ["ledger"]
-    assert [a.name for a in risk.get_task("compute_aging_snapshot").outlets] == ["risk"]
+    assert [a.name for a in risk.get_task("raise_risk_warnings").outlets] == ["risk"]
+    # the asset is published only once every risk table is written
+    assert risk.get_task("raise_risk_warnings").upstream_task_ids == {"score_customers"}
     assert list(risk.timetable.asset_condition.objects) == [assets.LEDGER]
 
 

@@ -106,7 +106,8 @@ def test_daily_pipeline_end_to_end(warehouse, home):
 
     risk = run("receivables_risk")
     assert risk.ok, risk.tasks
-    assert ran(risk, "compute_aging_snapshot") == ["success"]
+    for task_id in RISK_TASKS:
+        assert ran(risk, task_id) == ["success"], task_id
     expected = reference_aging(warehouse, AS_OF)
     with warehouse.connect() as conn:
         stored = {
@@ -125,6 +126,12 @@ def test_daily_pipeline_end_to_end(warehouse, home):
             ref.risk_class,
         )
     assert {r.bucket for r in stored.values()} >= {"current", "1-30", "361+"}
+    check_risk_tables(warehouse, AS_OF, stored)
+    digests = [p for p in (home / "outbox").glob("*.eml") if "risk-digest" in p.name]
+    assert len(digests) == 1
+    digest = email.message_from_bytes(digests[0].read_bytes(), policy=email_policy.default)
+    assert digest["To"] == "risk-team@receivables.example.com"
+    assert digest["Subject"].startswith("[receivables] Risk digest 2025-06-30:")
 
     # the ledger asset event carries the business date for the DAGs it triggers
     from airflow.models.asset import AssetEvent, AssetModel
@@ -158,6 +165,125 @@ def test_daily_pipeline_end_to_end(warehouse, home):
     assert sorted(p.name for p in (home / "outbox").glob("*.eml")) == emails_before
 
 
+RISK_TASKS = (
+    "compute_aging_snapshot",
+    "classify_customers",
+    "compute_provisions",
+    "score_customers",
+    "raise_risk_warnings",
+    "send_risk_digest",
+)
+
+
+def check_risk_tables(engine, as_of, aging_rows) -> None:
+    """Every risk table holds the date's results and they agree with the aging snapshot."""
+    from receivables.warehouse.schema import (
+        credit_scores,
+        customer_risk_classes,
+        invoice_risk,
+        provision_rates,
+        risk_warnings,
+        roll_rates,
+    )
+
+    with engine.connect() as conn:
+        classes = conn.execute(
+            sa.select(customer_risk_classes).where(customer_risk_classes.c.as_of_date == as_of)
+        ).all()
+        risk = {
+            r.invoice_id: r
+            for r in conn.execute(sa.select(invoice_risk).where(invoice_risk.c.as_of_date == as_of))
+        }
+        rates = conn.execute(
+            sa.select(provision_rates).where(provision_rates.c.as_of_date == as_of)
+        ).all()
+        scores = conn.execute(
+            sa.select(credit_scores).where(credit_scores.c.as_of_date == as_of)
+        ).all()
+        warnings = conn.execute(
+            sa.select(risk_warnings).where(risk_warnings.c.as_of_date == as_of)
+        ).all()
+        months = conn.execute(sa.select(roll_rates.c.month_end).distinct()).scalars().all()
+    # every open invoice has a final class no better than its days past due and an ECL
+    assert set(risk) == set(aging_rows)
+    order = ["normal", "special_mention", "substandard", "doubtful", "loss"]
+    for invoice_id, row in risk.items():
+        assert order.index(row.risk_class) >= order.index(aging_rows[invoice_id].risk_class)
+        assert Decimal(0) <= row.ecl <= row.outstanding
+        assert row.ecl == (row.outstanding * Decimal(str(row.loss_rate))).quantize(Decimal("0.01"))
+    raised = {c.customer_id for c in classes if c.rule_applied}
+    for row in risk.values():
+        if row.customer_id in raised:
+            assert order.index(row.risk_class) >= order.index("substandard")
+    # one loss rate per currency and bucket, 361+ always 100 %
+    assert {(r.currency, r.bucket) for r in rates} >= {
+        (r.currency, r.bucket) for r in risk.values()
+    }
+    assert all(r.loss_rate == 1.0 for r in rates if r.bucket == "361+")
+    assert len(months) >= 6  # month-end roll-rate history was built from the ledger
+    # every customer with an invoice is scored, with a grade and reasons
+    assert len(scores) > 0
+    assert {s.grade for s in scores} <= set("ABCDE")
+    assert all(s.reasons for s in scores)
+    kinds = {
+        "newly_overdue",
+        "rolled_worse",
+        "over_credit_limit",
+        "grade_downgraded",
+        "score_dropped",
+        "concentration",
+    }
+    assert {w.kind for w in warnings} <= kinds
+    actions = {"monitor", "reduce_credit_limit", "start_collection_early", "legal_review"}
+    assert {w.action for w in warnings} <= actions
+
+
+def test_the_monthly_credit_model_is_trained_and_then_used(warehouse, home):
+    day = dt.date(2025, 7, 1)
+    generate_sample(home / "inbox", 400, AS_OF, seed=42)
+    assert run("ledger_ingest", day).ok
+    model = run("credit_model", day)
+    assert model.ok
+    assert ran(model, "train_credit_model") == ["success"]
+    from receivables.warehouse.schema import credit_models, credit_scores
+
+    with warehouse.connect() as conn:
+        trained = conn.execute(
+            sa.select(credit_models).where(credit_models.c.kind == "scorecard")
+        ).one()
+    assert trained.status == "approved", trained.status_reason
+    assert trained.auc >= 0.75
+    card = home / "reports" / "models" / "credit-model-2025-07-01.md"
+    assert card.exists()
+    assert "held-out" in card.read_text(encoding="utf-8")
+    assert run("receivables_risk", day).ok
+    with warehouse.connect() as conn:
+        used = (
+            conn.execute(
+                sa.select(sa.distinct(credit_scores.c.model_id)).where(
+                    credit_scores.c.as_of_date == day
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert used == [trained.model_id]
+    # a day before the model existed is still scored with what existed then: the rules
+    assert run("receivables_risk", dt.date(2025, 6, 30)).ok
+    with warehouse.connect() as conn:
+        earlier = (
+            conn.execute(
+                sa.select(credit_models.c.kind)
+                .join(credit_scores, credit_scores.c.model_id == credit_models.c.model_id)
+                .where(credit_scores.c.as_of_date == dt.date(2025, 6, 30))
+                .distinct()
+            )
+            .scalars()
+            .all()
+        )
+    assert earlier == ["rules"]
+
+
 def test_a_historical_date_runs_for_that_business_date(warehouse, home):
     day = dt.date(2013, 6, 30)  # 2013-06-29 16:00 UTC: ds would say the 29th
     generate_sample(home / "inbox", 20, day, seed=5)
@@ -165,12 +291,16 @@ def test_a_historical_date_runs_for_that_business_date(warehouse, home):
     risk = run("receivables_risk", day)
     assert ingest.ok
     assert risk.ok
-    assert ran(risk, "compute_aging_snapshot") == ["success"]
+    assert ran(risk, "send_risk_digest") == ["success"]
     with warehouse.connect() as conn:
         assert conn.execute(sa.select(ingested_files.c.as_of_date).distinct()).scalars().all() == [
             day
         ]
-        assert conn.execute(sa.select(aging_runs.c.as_of_date)).scalars().all() == [day]
+        computed = conn.execute(sa.select(aging_runs.c.as_of_date)).scalars().all()
+    # the date itself, the day before (for warnings) and month-ends (roll rates): none later
+    assert max(computed) == day
+    assert day - dt.timedelta(days=1) in computed
+    with warehouse.connect() as conn:
         latest_issue = conn.execute(sa.select(sa.func.max(invoices.c.issue_date))).scalar()
     assert latest_issue <= day
 

@@ -124,9 +124,38 @@ def test_policy_file_overrides_defaults(tmp_path):
         tmp_path,
         "[[aging.buckets]]\nname='current'\nmin_days=0\nmax_days=0\n"
         "[[aging.buckets]]\nname='1-90'\nmin_days=1\nmax_days=90\n"
-        "[[aging.buckets]]\nname='91+'\nmin_days=91\n",
+        "[[aging.buckets]]\nname='91+'\nmin_days=91\n"
+        "[provisions.fallback_rates]\n'current'=0.01\n'1-90'=0.1\n'91+'=1.0\n",
     )
     assert [b.name for b in load_policy(path).aging.buckets] == ["current", "1-90", "91+"]
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[provisions.fallback_rates]\n'current'=1.5\n", "Input should be less than or equal to 1"),
+        (
+            "[provisions]\nfallback_rates = {'current' = 0.1, 'soon' = 0.2}\n",
+            "unknown bucket(s) ['soon']",
+        ),
+        (
+            "[provisions]\nfallback_rates = {'current' = 0.5, '1-30' = 0.1, '31-60' = 0.2, "
+            "'61-90' = 0.3, '91-180' = 0.4, '181-360' = 0.6, '361+' = 1.0}\n",
+            "rates must not fall as buckets get older",
+        ),
+        ("[provisions]\nmin_history_months = 13\n", "cannot exceed provisions.history_months"),
+        ("[classification]\nsubstandard_share = 1.5\n", "classification.substandard_share"),
+        (
+            "[scores]\ngrade_pd_bounds = {A = 0.05, B = 0.03, C = 0.08, D = 0.2}\n",
+            "grade PD bounds must rise strictly",
+        ),
+        ("[warnings]\nlimit_factor_by_grade = {F = 0.5}\n", "unknown grade(s) ['F']"),
+    ],
+)
+def test_bad_risk_policy_is_refused_by_key(tmp_path, toml, message):
+    with pytest.raises(ConfigError) as refused:
+        load_policy(_write(tmp_path, toml))
+    assert message in str(refused.value)
 
 
 def test_missing_or_broken_policy_file(tmp_path):

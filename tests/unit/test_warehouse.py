@@ -149,3 +149,29 @@ def test_sql_files_render_for_each_dialect():
         assert statements[0].startswith("DELETE FROM aging_snapshots")
         assert "WHEN a.days_past_due <= 360 THEN '181-360'" in statements[1]
         assert "ELSE 'loss'" in statements[1]
+
+
+def test_every_sql_macro_exists_for_both_dialects():
+    from receivables.warehouse.sqlfiles import _macros
+
+    assert set(_macros("sqlite")) == set(_macros("postgresql"))
+
+
+def test_every_sql_file_renders_for_both_dialects():
+    from receivables.config import Policy
+    from receivables.paths import SQL_DIR
+    from receivables.risk.provisions import _rank_sql
+
+    policy = Policy()
+    context = {
+        "buckets": policy.aging.buckets,
+        "risk_classes": policy.aging.risk_classes,
+        "substandard_from": 91,
+        "stg": "stg_x",
+        "id": "invoice_id",
+        "rank": _rank_sql(policy.aging.buckets),
+    }
+    for path in sorted(SQL_DIR.rglob("*.sql")):
+        for dialect in ("sqlite", "postgresql"):
+            statements = render(str(path.relative_to(SQL_DIR)), dialect, **context)
+            assert statements, path

@@ -26,7 +26,20 @@ log = logging.getLogger(__name__)
 
 #: Daily DAGs in the order ``receivables run`` drives them.
 DAILY_DAGS = ("ledger_ingest", "receivables_risk")
+#: Runs on the first day of a month, after the ingest and before the risk DAG scores.
+MONTHLY_DAG = "credit_model"
 QUARTERLY_DAG = "quarterly_evaluation"
+
+
+def dags_for(day: dt.date) -> list[str]:
+    """The DAGs ``receivables run`` drives for ``day``, in order (only those that exist)."""
+    plan = ["ledger_ingest"]
+    if day.day == 1:
+        plan.append(MONTHLY_DAG)
+    plan.append("receivables_risk")
+    if day.day == 1 and day.month in (1, 4, 7, 10):
+        plan.append(QUARTERLY_DAG)
+    return [d for d in plan if (DAGS_DIR / f"{d}.py").exists()]
 
 
 def airflow_environment(settings: Settings) -> dict[str, str]:

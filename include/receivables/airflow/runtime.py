@@ -64,11 +64,19 @@ def summarize_ingest(*outcome_groups: Any) -> dict[str, Any]:
     return summary
 
 
-def compute_aging_snapshot() -> dict[str, Any]:
-    """The aging snapshot for the run's as-of date; publishes the risk asset."""
+def run_step(step: str) -> dict[str, Any]:
+    """Run ``receivables.jobs.<step>`` for the run's as-of date."""
     context = get_current_context()
     current = settings()
     as_of = resolve_as_of(context, current.timezone)
-    summary = jobs.compute_aging(settings=current, db_url=warehouse_url(current), as_of=as_of)
-    publish(context, assets.RISK, as_of, open_invoices=summary["invoices"])
+    return getattr(jobs, step)(settings=current, db_url=warehouse_url(current), as_of=as_of)
+
+
+def raise_risk_warnings() -> dict[str, Any]:
+    """The day's risk warnings; then publishes the risk asset (every risk table is written)."""
+    context = get_current_context()
+    current = settings()
+    as_of = resolve_as_of(context, current.timezone)
+    summary = jobs.raise_warnings(settings=current, db_url=warehouse_url(current), as_of=as_of)
+    publish(context, assets.RISK, as_of, warnings=summary["warnings"])
     return summary

@@ -9,7 +9,6 @@ row number, a ``held`` flag and the parsed values. On PostgreSQL it is UNLOGGED 
 
 from __future__ import annotations
 
-import io
 import logging
 import queue
 import threading
@@ -23,12 +22,11 @@ from sqlalchemy.engine import Connection, Engine
 from receivables.ingest.kinds import FileKind
 from receivables.ingest.rules import PROBLEM_SCHEMA
 from receivables.warehouse import sqlfiles
+from receivables.warehouse.bulk import write_arrow
 
 log = logging.getLogger(__name__)
 
 _SQL_TYPES = {"date": sa.Date, "amount": sa.BigInteger, "bool": sa.Boolean}
-#: Rows per executemany / COPY chunk.
-CHUNK_ROWS = 200_000
 
 
 def staging_name(kind: FileKind) -> str:
@@ -106,36 +104,7 @@ class Staging:
 
     def write(self, conn: Connection, staged: pa.Table) -> None:
         """Write one batch of staged rows inside ``conn``'s transaction."""
-        for start in range(0, staged.num_rows, CHUNK_ROWS):
-            chunk = staged.slice(start, CHUNK_ROWS)
-            if self.dialect == "postgresql":
-                self._copy(conn, chunk)
-            else:
-                self._executemany(conn, chunk)
-
-    def _copy(self, conn: Connection, chunk: pa.Table) -> None:
-        import pyarrow.csv as pcsv
-
-        buffer = io.BytesIO()
-        pcsv.write_csv(chunk, buffer, write_options=pcsv.WriteOptions(include_header=False))
-        columns = ", ".join(chunk.column_names)
-        cursor = conn.connection.dbapi_connection.cursor()
-        try:
-            with cursor.copy(f"COPY {self.name} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
-                copy.write(buffer.getbuffer())
-        finally:
-            cursor.close()
-
-    def _executemany(self, conn: Connection, chunk: pa.Table) -> None:
-        columns = []
-        for name in chunk.column_names:
-            array = chunk.column(name)
-            if pa.types.is_date(array.type):
-                array = array.cast(pa.string())  # ISO text, as SQLite stores dates
-            columns.append(array.to_pylist())
-        placeholders = ", ".join("?" for _ in columns)
-        sql = f"INSERT INTO {self.name} ({', '.join(chunk.column_names)}) VALUES ({placeholders})"
-        conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
+        write_arrow(conn, self.name, staged)
 
     def index(self) -> None:
         """Prepare the loaded table for the checks: indexes on SQLite, statistics on PostgreSQL

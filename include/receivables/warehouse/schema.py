@@ -158,3 +158,122 @@ aging_runs = sa.Table(
     sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False, comment="audit only"),
     comment="one row per as-of date whose aging snapshot exists (even when it has no rows)",
 )
+
+# --- risk (issue: classification, provisions, roll rates, scores, warnings) ------------------
+
+#: Rates (shares, roll and loss rates, PDs) are estimates: double precision is exact enough, and
+#: money computed from them is rounded to the cent where it is stored.
+RATE = sa.Float(53)
+
+customer_risk_classes = sa.Table(
+    "customer_risk_classes",
+    metadata,
+    sa.Column("as_of_date", sa.Date, primary_key=True),
+    sa.Column("customer_id", ID, primary_key=True),
+    sa.Column("currency", CURRENCY, primary_key=True),
+    sa.Column("outstanding", Money, nullable=False),
+    sa.Column("substandard_or_worse", Money, nullable=False),
+    sa.Column("substandard_share", RATE, nullable=False),
+    sa.Column("worst_days_past_due", sa.Integer, nullable=False),
+    sa.Column("risk_class", sa.String(16), nullable=False, comment="the worst of its invoices"),
+    sa.Column(
+        "rule_applied",
+        sa.Boolean,
+        nullable=False,
+        comment="more than the threshold is substandard or worse: all at least substandard",
+    ),
+    comment="customer-level five-category classification per as-of date and currency",
+)
+
+invoice_risk = sa.Table(
+    "invoice_risk",
+    metadata,
+    sa.Column("as_of_date", sa.Date, primary_key=True),
+    sa.Column("invoice_id", ID, primary_key=True),
+    sa.Column("customer_id", ID, nullable=False),
+    sa.Column("currency", CURRENCY, nullable=False),
+    sa.Column("segment", sa.String(64)),
+    sa.Column("bucket", sa.String(16), nullable=False),
+    sa.Column("outstanding", Money, nullable=False),
+    sa.Column(
+        "risk_class",
+        sa.String(16),
+        nullable=False,
+        comment="by days past due, raised to substandard by the customer rule",
+    ),
+    sa.Column("loss_rate", RATE, nullable=False),
+    sa.Column("ecl", Money, nullable=False, comment="expected credit loss = outstanding x rate"),
+    sa.Index("ix_invoice_risk_as_of_date_customer_id", "as_of_date", "customer_id"),
+    comment="per open invoice: final risk class and IFRS 9 provision",
+)
+
+roll_rates = sa.Table(
+    "roll_rates",
+    metadata,
+    sa.Column("month_end", sa.Date, primary_key=True, comment="the later of the two month-ends"),
+    sa.Column("currency", CURRENCY, primary_key=True),
+    sa.Column("from_bucket", sa.String(16), primary_key=True),
+    sa.Column("to_bucket", sa.String(16), primary_key=True, comment="a bucket, or 'paid'"),
+    sa.Column("amount", Money, nullable=False, comment="outstanding at the earlier month-end"),
+    sa.Column("invoices", sa.Integer, nullable=False),
+    comment="bucket-to-bucket movement of open invoices between consecutive month-ends",
+)
+
+provision_rates = sa.Table(
+    "provision_rates",
+    metadata,
+    sa.Column("as_of_date", sa.Date, primary_key=True),
+    sa.Column("currency", CURRENCY, primary_key=True, comment="each book has its own history"),
+    sa.Column("bucket", sa.String(16), primary_key=True),
+    sa.Column("roll_rate", RATE, comment="average roll rate to the next bucket"),
+    sa.Column("roll_months", sa.Integer, comment="months over which this bucket's roll is seen"),
+    sa.Column("loss_rate", RATE, nullable=False),
+    sa.Column("method", sa.String(16), nullable=False, comment="roll_rates or fallback"),
+    sa.Column("observations", sa.Integer, nullable=False, comment="roll observations averaged"),
+)
+
+credit_models = sa.Table(
+    "credit_models",
+    metadata,
+    sa.Column("model_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("trained_as_of", sa.Date, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False, comment="scorecard or rules"),
+    sa.Column("status", sa.String(16), nullable=False, comment="approved or rejected"),
+    sa.Column("status_reason", sa.Text),
+    sa.Column("auc", sa.Float),
+    sa.Column("ks", sa.Float),
+    sa.Column("gini", sa.Float),
+    sa.Column("psi", sa.Float),
+    sa.Column("train_rows", sa.Integer),
+    sa.Column("holdout_rows", sa.Integer),
+    sa.Column("definition", sa.Text, nullable=False, comment="JSON: bins, WoE, coefficients"),
+    sa.Column("card_path", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, comment="audit only"),
+    sa.UniqueConstraint("trained_as_of", "kind"),
+)
+
+credit_scores = sa.Table(
+    "credit_scores",
+    metadata,
+    sa.Column("as_of_date", sa.Date, primary_key=True),
+    sa.Column("customer_id", ID, primary_key=True),
+    sa.Column("model_id", sa.Integer, nullable=False),
+    sa.Column("score", sa.Float(53), nullable=False, comment="rounded to 2 decimals"),
+    sa.Column("pd", RATE, nullable=False, comment="probability of reaching 90+ days past due"),
+    sa.Column("grade", sa.String(1), nullable=False),
+    sa.Column("reasons", sa.Text, nullable=False),
+)
+
+risk_warnings = sa.Table(
+    "risk_warnings",
+    metadata,
+    sa.Column("as_of_date", sa.Date, primary_key=True),
+    sa.Column("customer_id", ID, primary_key=True),
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("currency", CURRENCY),
+    sa.Column("proposed_credit_limit", Money),
+    sa.Column("dunning_stage", sa.String(32)),
+)

@@ -8,7 +8,10 @@ differences that matter here:
 * ``cents(expr)`` — a Money column as integer cents; ``money(expr)`` — integer cents as Money
   (on SQLite money already *is* cents, see :mod:`receivables.warehouse.types`);
 * ``money_text(cents)`` — non-negative integer cents as text with two decimals, for messages;
-* ``date_param(name)`` — a bound date parameter usable in comparisons.
+* ``date_param(name)`` — a bound date parameter usable in comparisons;
+* ``epoch_days(date)`` — a DATE as whole days since 1970-01-01 (for numeric work);
+* ``money_times_rate(money, rate)`` — an amount times a rate, rounded half away from zero to
+  the cent (both engines round that way).
 
 Values always go in as bound parameters; only validated configuration (bucket bounds and
 names) is rendered into the text.
@@ -38,6 +41,8 @@ def _macros(dialect: str) -> dict[str, Any]:
             "money": lambda expr: f"({expr})",
             "date_param": lambda name: f"date(:{name})",
             "money_text": lambda cents: f"printf('%d.%02d', ({cents}) / 100, ({cents}) % 100)",
+            "money_times_rate": lambda money, rate: f"CAST(ROUND(({money}) * ({rate})) AS INTEGER)",
+            "epoch_days": lambda expr: f"CAST(julianday({expr}) - 2440587.5 AS INTEGER)",
         }
     return {
         "days_between": lambda later, earlier: f"(({later})::date - ({earlier})::date)",
@@ -47,6 +52,8 @@ def _macros(dialect: str) -> dict[str, Any]:
         "money_text": lambda cents: (
             f"CAST(CAST(CAST(({cents}) AS NUMERIC(20, 0)) / 100 AS NUMERIC(18, 2)) AS TEXT)"
         ),
+        "money_times_rate": lambda money, rate: f"ROUND(({money}) * CAST({rate} AS NUMERIC), 2)",
+        "epoch_days": lambda expr: f"(({expr}) - DATE '1970-01-01')",
     }
 
 

@@ -1,0 +1,1 @@
+"""Risk: classification, roll rates and provisions, credit scores, warnings, the daily digest."""
