@@ -54,6 +54,18 @@ def ran(tmp_path_factory):
             str(home / "rejects.csv"),
             home=home,
         ),
+        **{
+            name: cli(
+                "export",
+                name,
+                "--as-of",
+                "2025-06-30",
+                "--out",
+                str(home / f"{name}.csv"),
+                home=home,
+            )
+            for name in ("scores", "warnings")
+        },
     }
     return home, steps
 
@@ -70,6 +82,8 @@ def test_contract_commands_succeed(ran):
     assert "Receivables as of 2025-06-30" in out
     assert "quarantined" in out
     assert "data docs" in out
+    assert "credit grades (the rules scorecard" in out
+    assert "provisions (IFRS 9 ECL): CNY" in out
 
 
 def test_exports_have_the_contract_columns(ran):
@@ -100,6 +114,19 @@ def test_exports_have_the_contract_columns(ran):
         "invoices.csv",
         "payments.csv",
     }
+
+
+def test_scores_and_warnings_exports(ran):
+    home, _steps = ran
+    with (home / "scores.csv").open(encoding="utf-8") as f:
+        scores = list(csv.DictReader(f))
+    assert list(scores[0])[:4] == ["customer_id", "score", "grade", "reasons"]
+    assert {s["grade"] for s in scores} <= set("ABCDE")
+    assert all(s["reasons"] for s in scores)
+    assert len({s["customer_id"] for s in scores}) == len(scores) > 0
+    with (home / "warnings.csv").open(encoding="utf-8") as f:
+        warnings = list(csv.DictReader(f))
+    assert list(warnings[0])[:4] == ["customer_id", "kind", "severity", "message"]
 
 
 def test_bad_arguments_are_refused_clearly(tmp_path):

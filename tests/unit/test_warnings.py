@@ -1,0 +1,160 @@
+"""Risk warnings and the digest, on a day worked out by hand."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import email
+from decimal import Decimal
+from email import policy as email_policy
+
+import pytest
+import sqlalchemy as sa
+
+from receivables.aging import InvoiceFacts, compute_snapshot
+from receivables.config import Policy, Settings
+from receivables.exports import export
+from receivables.risk.classification import compute_customer_classes
+from receivables.risk.digest import send_digest
+from receivables.risk.provisions import compute_provisions
+from receivables.risk.warnings import raise_warnings
+from receivables.warehouse.schema import credit_scores, customers, risk_warnings
+from tests.helpers import load_ledger
+
+POLICY = Policy()
+D = dt.date
+M = Decimal
+TODAY, YESTERDAY = D(2024, 6, 30), D(2024, 6, 29)
+
+
+@pytest.fixture
+def day(engine):
+    load_ledger(
+        engine,
+        [
+            # N: due yesterday: overdue since today
+            InvoiceFacts("N1", "N", D(2024, 6, 1), D(2024, 6, 29), M("400.00")),
+            # R: 30 days past due yesterday (1-30), 31 today (31-60)
+            InvoiceFacts("R1", "R", D(2024, 4, 1), D(2024, 5, 30), M("200.00")),
+            # L: owes 150 against a limit of 100, nothing overdue
+            InvoiceFacts("L1", "L", D(2024, 6, 20), D(2024, 7, 20), M("150.00")),
+            # K: the biggest overdue balance by far
+            InvoiceFacts("K1", "K", D(2024, 1, 1), D(2024, 2, 1), M("9000.00")),
+            # G: fine on the ledger; its grade and score fall (scores set below)
+            InvoiceFacts("G1", "G", D(2024, 6, 20), D(2024, 7, 20), M("10.00")),
+        ],
+    )
+    with engine.begin() as conn:
+        for cid, limit in (("L", "100.00"), ("G", "1000.00"), ("K", "20000.00")):
+            conn.execute(
+                customers.update()
+                .where(customers.c.customer_id == cid)
+                .values(credit_limit=M(limit))
+            )
+        rows = []
+        for cid, grade, score, day_ in (
+            ("G", "B", 600.0, YESTERDAY),
+            ("G", "D", 540.0, TODAY),
+            ("K", "C", 570.0, YESTERDAY),
+            ("K", "E", 500.0, TODAY),
+            ("N", "B", 600.0, YESTERDAY),
+            ("N", "B", 598.0, TODAY),
+        ):
+            rows.append(
+                {
+                    "as_of_date": day_,
+                    "customer_id": cid,
+                    "model_id": 1,
+                    "score": score,
+                    "pd": 0.1,
+                    "grade": grade,
+                    "reasons": "x",
+                }
+            )
+        conn.execute(credit_scores.insert(), rows)
+    compute_snapshot(engine, TODAY, POLICY.aging)
+    compute_customer_classes(engine, TODAY, POLICY.aging, POLICY.classification)
+    compute_provisions(engine, TODAY, POLICY.aging, POLICY.provisions)
+    return engine
+
+
+def _stored(engine):
+    with engine.connect() as conn:
+        return {
+            (r.customer_id, r.kind): r
+            for r in conn.execute(
+                sa.select(risk_warnings).where(risk_warnings.c.as_of_date == TODAY)
+            )
+        }
+
+
+def test_each_warning_kind(day):
+    summary = raise_warnings(day, TODAY, POLICY)
+    found = _stored(day)
+    assert set(found) == {
+        ("N", "newly_overdue"),
+        ("R", "rolled_worse"),  # overdue already yesterday: not "newly overdue"
+        ("L", "over_credit_limit"),
+        ("K", "concentration"),
+        ("K", "grade_downgraded"),
+        ("K", "score_dropped"),
+        ("G", "grade_downgraded"),
+        ("G", "score_dropped"),
+    }
+    n = found[("N", "newly_overdue")]
+    assert (n.severity, n.action) == ("low", "monitor")
+    assert n.message == "1 invoice(s) of CNY 400.00 became overdue since yesterday"
+    r = found[("R", "rolled_worse")]
+    assert (r.severity, r.action) == ("low", "monitor")
+    assert r.message.startswith("oldest open invoice moved from 1-30 to 31-60 days past due")
+    limit = found[("L", "over_credit_limit")]
+    assert limit.severity == "high"  # 50 % over
+    assert limit.message == ("outstanding CNY 150.00 exceeds the credit limit CNY 100.00 by 50%")
+    assert (limit.action, limit.dunning_stage) == ("start_collection_early", "early")
+    k = found[("K", "concentration")]
+    assert (k.severity, k.action) == ("high", "reduce_credit_limit")
+    assert k.proposed_credit_limit == M("0.00")  # grade E keeps no credit
+    g = found[("G", "grade_downgraded")]
+    assert (g.severity, g.action, g.proposed_credit_limit) == (
+        "high",
+        "reduce_credit_limit",
+        M("500.00"),
+    )
+    assert g.message.startswith("grade fell from B to D")
+    drop = found[("G", "score_dropped")]
+    assert drop.severity == "medium"
+    assert drop.message == "score fell 60 points in a day, to 540"
+    assert found[("K", "score_dropped")].severity == "medium"  # 70 < 2 x 40
+    assert summary["warnings"] == len(found)
+    assert summary["compared_with_scores_of"] == "2024-06-29"
+
+
+def test_warnings_are_replaced_on_a_rerun_and_exported(day, tmp_path):
+    first = raise_warnings(day, TODAY, POLICY)
+    again = raise_warnings(day, TODAY, POLICY)
+    assert first == again
+    out = tmp_path / "warnings.csv"
+    assert export("warnings", day, TODAY, out) == first["warnings"]
+    with out.open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0])[:4] == ["customer_id", "kind", "severity", "message"]
+    assert rows[0]["severity"] == "critical"  # most severe first: K fell to grade E
+
+
+def test_the_digest_goes_once_per_day(day, home):
+    raise_warnings(day, TODAY, POLICY)
+    settings = Settings.from_env()
+    first = send_digest(day, TODAY, settings)
+    second = send_digest(day, TODAY, settings)
+    assert (first["status"], second["status"]) == ("sent", "duplicate")
+    with open(first["location"], "rb") as f:
+        message = email.message_from_binary_file(f, policy=email_policy.default)
+    assert message["Subject"] == (
+        "[receivables] Risk digest 2024-06-30: 8 new warning(s), 1 critical"
+    )
+    text = message.get_body(("plain",)).get_content()
+    assert "[high] L" in text
+    assert "Provisions (IFRS 9 expected credit loss)" in text
+    assert "CNY" in text
+    html = message.get_body(("html",)).get_content()
+    assert "<table" in html
