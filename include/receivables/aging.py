@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 
 from receivables.config import AgingPolicy, Band
 from receivables.warehouse import sqlfiles
+from receivables.warehouse.db import refresh_statistics
 from receivables.warehouse.schema import aging_runs, aging_snapshots
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,7 @@ def compute_snapshot(engine: Engine, as_of: dt.date, policy: AgingPolicy) -> Agi
                 as_of_date=as_of, open_invoices=open_invoices, computed_at=dt.datetime.now(dt.UTC)
             )
         )
+    refresh_statistics(engine, "aging_snapshots")
     seconds = time.monotonic() - started
     summary = summarise(engine, as_of, seconds)
     log.info(

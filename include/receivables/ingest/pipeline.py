@@ -29,6 +29,7 @@ from receivables.ingest.reader import FileRefused, open_ledger_file
 from receivables.ingest.rules import PROBLEM_SCHEMA, check_batch
 from receivables.ingest.staging import Staging
 from receivables.ingest.validation import Validator
+from receivables.warehouse.db import refresh_statistics
 from receivables.warehouse.schema import ingested_files, quarantined_rows
 
 log = logging.getLogger(__name__)
@@ -390,6 +391,8 @@ class FileIngest:
         archive.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(path), archive)
         staging.drop()
+        with watch.stage("merge"):
+            refresh_statistics(self.engine, kind.name)
         log.info(
             "%s: %d read = %d loaded + %d quarantined; archived as %s (%.1f s: %s)",
             path.name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -45,7 +46,31 @@ def create_engine(url: str | URL, **kwargs) -> Engine:
             cursor.close()
 
         return engine
-    return sa.create_engine(parsed, pool_pre_ping=True, **kwargs)
+    engine = sa.create_engine(parsed, pool_pre_ping=True, **kwargs)
+    work_mem = os.environ.get("RECEIVABLES_PG_WORK_MEM", "64MB")
+
+    @sa.event.listens_for(engine, "connect")
+    def _session(dbapi_connection, _record):
+        # Batch work groups and hashes millions of rows: the server's default of 4 MB per
+        # sort spills them to disk. Set per session, so other users of the server keep theirs.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SELECT set_config('work_mem', %s, false)", (work_mem,))
+        cursor.close()
+        dbapi_connection.commit()
+
+    return engine
+
+
+def refresh_statistics(engine: Engine, *tables: str) -> None:
+    """Update the planner's statistics after a bulk write (PostgreSQL: ``ANALYZE`` the tables;
+    SQLite: ``PRAGMA optimize``), so the next statements do not plan for yesterday's sizes.
+    (Autovacuum would get there too, but only after the day's next statements have run.)"""
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            for table in tables:
+                conn.exec_driver_sql(f"ANALYZE {table}")
+        else:
+            conn.exec_driver_sql("PRAGMA optimize")
 
 
 def is_sqlite(engine: Engine) -> bool:
