@@ -21,7 +21,8 @@ $(VENV)/.installed: uv.lock pyproject.toml
 install: $(VENV)/.installed
 
 # A fresh embedded warehouse in var/demo each time (its Airflow metadata DB is kept), a sample
-# ledger with a few defective rows, the daily DAGs through Airflow, and the two exports.
+# ledger with a few defective rows, the DAGs of the first of a month through Airflow (ingest,
+# the monthly credit model, risk), and the exports.
 demo: install
 	@mkdir -p $(DEMO_HOME) && find $(DEMO_HOME) -mindepth 1 -maxdepth 1 ! -name airflow -exec rm -rf {} +
 	@export RECEIVABLES_HOME=$(DEMO_HOME) && unset RECEIVABLES_INBOX && set -e && \
@@ -31,7 +32,11 @@ demo: install
 	$(BIN)/receivables run --as-of $(DEMO_AS_OF) && \
 	$(BIN)/receivables export aging --as-of $(DEMO_AS_OF) \
 		--out $(DEMO_HOME)/reports/aging-$(DEMO_AS_OF).csv && \
-	$(BIN)/receivables export rejects --as-of $(DEMO_AS_OF) --out $(DEMO_HOME)/reports/rejects.csv
+	$(BIN)/receivables export rejects --as-of $(DEMO_AS_OF) --out $(DEMO_HOME)/reports/rejects.csv && \
+	$(BIN)/receivables export scores --as-of $(DEMO_AS_OF) \
+		--out $(DEMO_HOME)/reports/scores-$(DEMO_AS_OF).csv && \
+	$(BIN)/receivables export warnings --as-of $(DEMO_AS_OF) \
+		--out $(DEMO_HOME)/reports/warnings-$(DEMO_AS_OF).csv
 
 test: install
 	$(BIN)/python -m tests.services

@@ -15,6 +15,7 @@ from receivables.risk.provisions import (
     build_matrix,
     chain_loss_rates,
     compute_provisions,
+    cure_rates,
     latest_month_end,
     month_end,
     months_back,
@@ -136,6 +137,7 @@ def test_roll_matrix_by_amount_and_count(engine):
     # roll rate 1-30 -> 31-60 by amount 7/9, by count 2/3; cure rate of 1-30: 2/9
     rolled, paid = matrix[("1-30", "31-60")][0], matrix[("1-30", "paid")][0]
     assert rolled / (rolled + paid) == D(7) / D(9)
+    assert cure_rates(engine, ME[1]) == {"CNY": pytest.approx(2 / 9)}
     update_roll_rates(engine, ME)  # a re-run replaces, never adds
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(roll_rates)).scalar() == 3

@@ -36,6 +36,7 @@ from receivables.warehouse.schema import (
     invoice_risk,
     invoices,
     provision_rates,
+    roll_rates,
 )
 
 log = logging.getLogger(__name__)
@@ -266,6 +267,26 @@ def compute_provisions(
     return provision_summary(engine, as_of, matrices)
 
 
+def cure_rates(engine: Engine, month_end_day: dt.date) -> dict[str, float]:
+    """Per currency, the share of the overdue outstanding at the previous month-end that was
+    paid or back to current at ``month_end_day`` (from the stored roll matrix)."""
+    r = roll_rates
+    overdue = r.c.from_bucket != "current"
+    cured = sa.and_(overdue, r.c.to_bucket.in_(("paid", "current")))
+    amount = sa.type_coerce(r.c.amount, r.c.amount.type)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(
+                r.c.currency,
+                sa.type_coerce(sa.func.sum(sa.case((overdue, amount), else_=0)), amount.type),
+                sa.type_coerce(sa.func.sum(sa.case((cured, amount), else_=0)), amount.type),
+            )
+            .where(r.c.month_end == month_end_day)
+            .group_by(r.c.currency)
+        ).all()
+    return {currency: float(c / o) for currency, o, c in rows if o}
+
+
 def provision_summary(engine: Engine, as_of: dt.date, matrices: list[ProvisionMatrix]) -> dict:
     """ECL totals per currency, bucket and segment (money as strings, exact)."""
     r = invoice_risk
@@ -289,6 +310,11 @@ def provision_summary(engine: Engine, as_of: dt.date, matrices: list[ProvisionMa
                 sa.select(column, r.c.currency, ecl).where(where).group_by(column, r.c.currency)
             ):
                 summary[key].setdefault(name or "unknown", {})[currency] = str(total)
+    latest = latest_month_end(as_of)
+    summary["cure_rates"] = {
+        "month_end": latest.isoformat(),
+        "by_currency": {c: round(v, 4) for c, v in cure_rates(engine, latest).items()},
+    }
     for m in matrices:
         summary["matrices"][m.currency] = {
             b: {
