@@ -35,22 +35,27 @@ def clear(engine) -> None:
             conn.execute(table.delete())
 
 
+def source_file(conn, status: str = "rejected") -> int:
+    """An ``ingested_files`` row for fixture data to point at."""
+    now = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    return conn.execute(
+        ingested_files.insert().values(
+            file_name="fixture.csv",
+            sha256="f" * 64,
+            size_bytes=0,
+            status=status,
+            as_of_date=dt.date(2024, 1, 1),
+            started_at=now,
+            finished_at=now,
+        )
+    ).inserted_primary_key[0]
+
+
 def load_ledger(engine, facts: Iterable[InvoiceFacts], currency: str = "CNY") -> None:
     """Insert customers, invoices and payments for ``facts`` (one source file record)."""
     facts = list(facts)
-    now = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
     with engine.begin() as conn:
-        file_id = conn.execute(
-            ingested_files.insert().values(
-                file_name="fixture.csv",
-                sha256="f" * 64,
-                size_bytes=0,
-                status="rejected",
-                as_of_date=dt.date(2024, 1, 1),
-                started_at=now,
-                finished_at=now,
-            )
-        ).inserted_primary_key[0]
+        file_id = source_file(conn)
         ids = sorted({f.customer_id for f in facts})
         if ids:
             conn.execute(

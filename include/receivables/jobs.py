@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from receivables.config import Settings
-from receivables.mail import FileOutbox, OutboundEmail
+from receivables.mail import OutboundEmail, outbox_for
 from receivables.render import render_email
 from receivables.warehouse.db import create_engine, redact
 from receivables.warehouse.migrate import ensure_current
@@ -29,11 +29,6 @@ def open_warehouse(db_url: str) -> Engine:
     ensure_current(engine)
     log.info("warehouse: %s", redact(db_url))
     return engine
-
-
-def outbox(settings: Settings) -> FileOutbox:
-    """Where emails go until SendGrid is configured."""
-    return FileOutbox(settings.outbox_dir, settings.mail_from)
 
 
 def discover_inbox(inbox: Path) -> dict[str, list[str]]:
@@ -95,7 +90,7 @@ def summarize_ingest(
             data_docs=settings.data_docs_index,
             **totals,
         )
-        delivery = outbox(settings).send(
+        delivery = outbox_for(settings).send(
             OutboundEmail(
                 key=f"ingest-quality/{run_id}",
                 to=settings.alert_emails,

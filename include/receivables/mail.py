@@ -90,3 +90,8 @@ class FileOutbox:
             temporary.unlink(missing_ok=True)
         log.info("email %s written to the outbox as %s", email.key, target.name)
         return Delivery("sent", str(target))
+
+
+def outbox_for(settings) -> FileOutbox:
+    """Where ``settings`` send email: the file outbox until SendGrid is configured."""
+    return FileOutbox(settings.outbox_dir, settings.mail_from)

@@ -1,24 +1,7 @@
+{% import "ingest/_checks.sql" as checks %}
 -- Checks of invoice rows against the warehouse. Each statement returns problems; the rows they
 -- name are held back before the next statement runs.
-SELECT s.row_number,
-       s.invoice_id AS record_id,
-       'customer_id' AS column_name,
-       s.customer_id AS value,
-       'unknown customer_id: no such customer in the warehouse or in an earlier file of this drop'
-           || COALESCE(
-               ' (its own row was quarantined: ' || q.file_name || ' row ' || q.row_number || ')',
-               ''
-           ) AS reason
-FROM {{ stg }} s
-LEFT JOIN (
-    SELECT qr.record_id, MAX(f.file_name) AS file_name, MAX(qr.row_number) AS row_number
-    FROM quarantined_rows qr
-    JOIN ingested_files f ON f.file_id = qr.file_id
-    WHERE f.kind = 'customers'
-    GROUP BY qr.record_id
-) q ON q.record_id = s.customer_id
-WHERE NOT s.held
-  AND NOT EXISTS (SELECT 1 FROM customers x WHERE x.customer_id = s.customer_id);
+{{ checks.unknown_reference(stg, 'invoice_id', 'customer_id', 'customer', 'customers') }};
 
 -- An invoice may be corrected, but never below what has already been paid on it.
 SELECT s.row_number,

@@ -1,24 +1,7 @@
+{% import "ingest/_checks.sql" as checks %}
 -- Checks of payment rows against the warehouse. Each statement returns problems; the rows they
 -- name are held back before the next statement runs.
-SELECT s.row_number,
-       s.payment_id AS record_id,
-       'invoice_id' AS column_name,
-       s.invoice_id AS value,
-       'unknown invoice_id: no such invoice in the warehouse or in an earlier file of this drop'
-           || COALESCE(
-               ' (its own row was quarantined: ' || q.file_name || ' row ' || q.row_number || ')',
-               ''
-           ) AS reason
-FROM {{ stg }} s
-LEFT JOIN (
-    SELECT qr.record_id, MAX(f.file_name) AS file_name, MAX(qr.row_number) AS row_number
-    FROM quarantined_rows qr
-    JOIN ingested_files f ON f.file_id = qr.file_id
-    WHERE f.kind = 'invoices'
-    GROUP BY qr.record_id
-) q ON q.record_id = s.invoice_id
-WHERE NOT s.held
-  AND NOT EXISTS (SELECT 1 FROM invoices x WHERE x.invoice_id = s.invoice_id);
+{{ checks.unknown_reference(stg, 'payment_id', 'invoice_id', 'invoice', 'invoices') }};
 
 -- Payments never add up to more than the invoice: counted in paid_date order, earlier payments
 -- first (a payment this file corrects counts with its new amount only). The payment that

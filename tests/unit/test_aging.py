@@ -254,38 +254,9 @@ def _check_properties(engine, facts, as_of):
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(ledgers())
-def test_properties_on_sqlite(sqlite_engine, ledger):
-    _check_properties(sqlite_engine, *ledger)
-
-
-@settings(
-    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(ledgers())
-def test_properties_on_postgresql(pg_engine, ledger):
-    _check_properties(pg_engine, *ledger)
-
-
-@pytest.fixture
-def sqlite_engine(tmp_path):
-    from receivables.warehouse.db import create_engine
-    from receivables.warehouse.migrate import upgrade
-
-    eng = create_engine(f"sqlite:///{tmp_path / 'w.db'}")
-    upgrade(eng)
-    yield eng
-    eng.dispose()
-
-
-@pytest.fixture
-def pg_engine(pg_url):
-    from receivables.warehouse.db import create_engine
-    from receivables.warehouse.migrate import upgrade
-
-    eng = create_engine(pg_url)
-    upgrade(eng)
-    yield eng
-    eng.dispose()
+def test_properties(engine, ledger):
+    """Runs on SQLite and on PostgreSQL (the ``engine`` fixture's two databases)."""
+    _check_properties(engine, *ledger)

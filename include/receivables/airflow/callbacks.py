@@ -11,8 +11,7 @@ log = logging.getLogger(__name__)
 def alert_on_failure(context: dict[str, Any]) -> None:
     """``on_failure_callback`` of every task: one email per failed task instance and try."""
     from receivables.airflow.context import resolve_as_of, settings
-    from receivables.jobs import outbox
-    from receivables.mail import OutboundEmail
+    from receivables.mail import OutboundEmail, outbox_for
     from receivables.render import render_email
 
     try:
@@ -47,7 +46,7 @@ def alert_on_failure(context: dict[str, Any]) -> None:
                 facts["try_number"],
             )
         )
-        outbox(current).send(
+        outbox_for(current).send(
             OutboundEmail(
                 key=key,
                 to=current.alert_emails,

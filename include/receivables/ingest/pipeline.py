@@ -171,6 +171,24 @@ class FileIngest:
                 )
             ).first()
 
+    def _record(
+        self, conn, path: Path, sha: str, size: int, started, stored: Path, **fields
+    ) -> int:
+        """Insert the file's ``ingested_files`` row inside ``conn``'s transaction."""
+        return conn.execute(
+            ingested_files.insert().values(
+                file_name=path.name,
+                sha256=sha,
+                size_bytes=size,
+                as_of_date=self.as_of,
+                dag_run_id=self.run_id,
+                stored_path=str(stored),
+                started_at=started,
+                finished_at=_now(),
+                **fields,
+            )
+        ).inserted_primary_key[0]
+
     def _reject(
         self,
         path: Path,
@@ -184,24 +202,20 @@ class FileIngest:
     ) -> FileOutcome:
         target = _free_path(self.settings.rejected_dir / self.as_of.isoformat() / path.name)
         with self.engine.begin() as conn:
-            file_id = conn.execute(
-                ingested_files.insert().values(
-                    file_name=path.name,
-                    kind=kind.name if kind else None,
-                    file_format=file_format or FORMATS.get(path.suffix.lower()),
-                    encoding=encoding,
-                    sha256=sha,
-                    size_bytes=size,
-                    status="rejected",
-                    reason=refusal.reason,
-                    reason_column=refusal.column,
-                    as_of_date=self.as_of,
-                    dag_run_id=self.run_id,
-                    stored_path=str(target),
-                    started_at=started,
-                    finished_at=_now(),
-                )
-            ).inserted_primary_key[0]
+            file_id = self._record(
+                conn,
+                path,
+                sha,
+                size,
+                started,
+                target,
+                kind=kind.name if kind else None,
+                file_format=file_format or FORMATS.get(path.suffix.lower()),
+                encoding=encoding,
+                status="rejected",
+                reason=refusal.reason,
+                reason_column=refusal.column,
+            )
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(path), target)
         target.with_name(target.name + ".reason.txt").write_text(refusal.reason + "\n", "utf-8")
@@ -358,25 +372,21 @@ class FileIngest:
         archive = self.settings.archive_dir / self.as_of.isoformat() / f"{sha[:12]}_{path.name}"
         problem_rows = pa.concat_tables(problems).to_pylist()
         with watch.stage("merge"), self.engine.begin() as conn:
-            file_id = conn.execute(
-                ingested_files.insert().values(
-                    file_name=path.name,
-                    kind=kind.name,
-                    file_format=ledger.file_format,
-                    encoding=ledger.encoding,
-                    sha256=sha,
-                    size_bytes=size,
-                    status="loaded",
-                    rows_read=rows_read,
-                    rows_loaded=rows_loaded,
-                    rows_quarantined=rows_quarantined,
-                    as_of_date=self.as_of,
-                    dag_run_id=self.run_id,
-                    stored_path=str(archive),
-                    started_at=started,
-                    finished_at=_now(),
-                )
-            ).inserted_primary_key[0]
+            file_id = self._record(
+                conn,
+                path,
+                sha,
+                size,
+                started,
+                archive,
+                kind=kind.name,
+                file_format=ledger.file_format,
+                encoding=ledger.encoding,
+                status="loaded",
+                rows_read=rows_read,
+                rows_loaded=rows_loaded,
+                rows_quarantined=rows_quarantined,
+            )
             merged = staging.merge(conn, file_id, MERGE_DEFAULTS)
             if merged != rows_loaded:
                 raise RuntimeError(

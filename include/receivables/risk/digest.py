@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from receivables.config import Settings
-from receivables.mail import FileOutbox, OutboundEmail
+from receivables.mail import OutboundEmail, outbox_for
 from receivables.render import render_email
 from receivables.risk.warnings import SEVERITIES
 from receivables.warehouse.schema import credit_scores, customers, invoice_risk, risk_warnings
@@ -126,7 +126,7 @@ def send_digest(engine: Engine, as_of: dt.date, settings: Settings) -> dict:
     """Email the digest of ``as_of`` to the risk team (once per date, whatever re-runs do)."""
     context = digest_context(engine, as_of)
     subject, text, html = render_email("risk/daily_digest", **context)
-    delivery = FileOutbox(settings.outbox_dir, settings.mail_from).send(
+    delivery = outbox_for(settings).send(
         OutboundEmail(
             key=f"risk-digest/{as_of.isoformat()}",
             to=settings.risk_emails,

@@ -1,8 +1,8 @@
 """Run the set-based SQL kept as files under ``sql/`` (Jinja2 templates, one per dialect need).
 
-A file may hold several statements separated by a line that is exactly ``;``-terminated; the
-template sees ``dialect`` (``"sqlite"`` or ``"postgresql"``) and these macros, which hide the
-differences that matter here:
+A file may hold several statements, each ending with ``;`` at the end of a line; files whose
+name starts with ``_`` hold Jinja macros shared by others. The template sees ``dialect``
+(``"sqlite"`` or ``"postgresql"``) and these macros, which hide the differences that matter:
 
 * ``days_between(later, earlier)`` — whole days between two DATE expressions;
 * ``cents(expr)`` — a Money column as integer cents; ``money(expr)`` — integer cents as Money
