@@ -1,8 +1,8 @@
 """
 ### credit_model — the monthly credit scorecard
 
-**Runs** on the first day of every month at 03:00 business time (and on demand), for the
-as-of date of its logical date.
+**Runs** on the first day of every month at 03:00 business time (`RECEIVABLES_MODEL_CRON`;
+`none` for triggered runs only) and on demand, for the as-of date of its logical date.
 
 **Does** build the training set from the warehouse's own history (behaviour features per
 customer and month-end; target: reaching 90+ days past due within the next 6 months), hold out
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from airflow.sdk import CronTriggerTimetable, dag, task
+from airflow.sdk import dag, task
 
 from receivables.airflow import dag_defaults
 
@@ -30,7 +30,7 @@ from receivables.airflow import dag_defaults
 @dag(
     dag_id=Path(__file__).stem,
     doc_md=__doc__,
-    schedule=CronTriggerTimetable("0 3 1 * *", timezone=dag_defaults.TIMEZONE),
+    schedule=dag_defaults.timetable("RECEIVABLES_MODEL_CRON", "0 3 1 * *"),
     start_date=dag_defaults.START_DATE,
     catchup=False,
     max_active_runs=1,

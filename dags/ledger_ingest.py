@@ -1,6 +1,9 @@
 """
 ### ledger_ingest — pick up the day's ledger files, validate them, load them
 
+**Runs** daily at 06:00 business time (`RECEIVABLES_INGEST_CRON`; `none` for triggered runs
+only) and on demand.
+
 **Reads** the inbox (`RECEIVABLES_INBOX`, or the run's `inbox` param): `collectors*`,
 `customers*`, `invoices*` and `payments*` files in CSV (UTF-8, UTF-8 with BOM, GB18030), XLSX
 or Parquet (CONTRACT §3).
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from airflow.sdk import CronTriggerTimetable, Param, chain, dag, task
+from airflow.sdk import Param, chain, dag, task
 
 from receivables.airflow import assets, dag_defaults
 
@@ -33,7 +36,7 @@ from receivables.airflow import assets, dag_defaults
 @dag(
     dag_id=Path(__file__).stem,
     doc_md=__doc__,
-    schedule=CronTriggerTimetable("0 6 * * *", timezone=dag_defaults.TIMEZONE),
+    schedule=dag_defaults.timetable("RECEIVABLES_INGEST_CRON", "0 6 * * *"),
     start_date=dag_defaults.START_DATE,
     catchup=False,
     max_active_runs=1,

@@ -95,3 +95,13 @@ def test_parsing_imports_nothing_heavy():
     heavy = {"pandas", "great_expectations", "pyarrow", "sendgrid", "openpyxl", "numpy"}
     assert not added & heavy, sorted(added & heavy)
     assert not any(m.startswith("receivables.ingest") for m in added)
+
+
+def test_schedules_are_configurable(monkeypatch):
+    from receivables.airflow.dag_defaults import timetable
+
+    assert timetable("RECEIVABLES_TEST_CRON", "0 6 * * *").expression == "0 6 * * *"
+    monkeypatch.setenv("RECEIVABLES_TEST_CRON", "30 7 * * 1-5")
+    assert timetable("RECEIVABLES_TEST_CRON", "0 6 * * *").expression == "30 7 * * 1-5"
+    monkeypatch.setenv("RECEIVABLES_TEST_CRON", "none")
+    assert timetable("RECEIVABLES_TEST_CRON", "0 6 * * *") is None

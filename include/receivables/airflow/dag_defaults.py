@@ -22,6 +22,17 @@ START_DATE = pendulum.datetime(2000, 1, 1, tz=TIMEZONE)
 OWNER = "receivables-data-engineering"
 
 
+def timetable(variable: str, default: str):
+    """The cron schedule named by environment ``variable`` (``none``: triggered only), in the
+    business time zone. Lets an institution match its own drop times without editing DAGs."""
+    from airflow.sdk import CronTriggerTimetable
+
+    cron = (os.environ.get(variable) or default).strip()
+    if cron.lower() == "none":
+        return None
+    return CronTriggerTimetable(cron, timezone=TIMEZONE)
+
+
 def default_args() -> dict:
     """``default_args`` of every DAG: the owner, retries and the alert on failure."""
     from receivables.airflow.callbacks import alert_on_failure
