@@ -260,9 +260,9 @@ def test_the_monthly_credit_model_is_trained_and_then_used(warehouse, home):
     with warehouse.connect() as conn:
         used = (
             conn.execute(
-                sa.select(sa.distinct(credit_scores.c.model_id)).where(
-                    credit_scores.c.as_of_date == day
-                )
+                sa.select(credit_scores.c.model_id)
+                .where(credit_scores.c.as_of_date == day)
+                .distinct()
             )
             .scalars()
             .all()
