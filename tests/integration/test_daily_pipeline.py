@@ -284,6 +284,19 @@ def test_the_monthly_credit_model_is_trained_and_then_used(warehouse, home):
     assert earlier == ["rules"]
 
 
+def test_an_empty_ledger_runs_cleanly(warehouse, home):
+    day = dt.date(2025, 7, 1)  # a first of the month: the model is due too
+    for dag_id in ("ledger_ingest", "credit_model", "receivables_risk"):
+        report = run(dag_id, day)
+        assert report.ok, (dag_id, report.tasks)
+    from receivables.warehouse.schema import credit_models, credit_scores
+
+    with warehouse.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(credit_scores)).scalar() == 0
+        kinds = conn.execute(sa.select(credit_models.c.kind)).scalars().all()
+    assert kinds == ["rules"]  # nothing to train on: the rules scorecard is in place
+
+
 def test_a_historical_date_runs_for_that_business_date(warehouse, home):
     day = dt.date(2013, 6, 30)  # 2013-06-29 16:00 UTC: ds would say the 29th
     generate_sample(home / "inbox", 20, day, seed=5)

@@ -223,7 +223,8 @@ def _per_customer(
     """Sum or max of per-invoice ``values`` per customer (``empty`` without invoices)."""
     n = ledger.customers
     if how == "sum":
-        return np.bincount(ledger.inv_customer, weights=values, minlength=n)
+        # astype: bincount of nothing comes back as integers
+        return np.bincount(ledger.inv_customer, weights=values, minlength=n).astype(float)
     counts = np.bincount(ledger.inv_customer, minlength=n)
     result = np.full(n, empty, dtype=float)
     nonempty = counts > 0
