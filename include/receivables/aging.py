@@ -114,8 +114,11 @@ class AgingSummary:
         return self.__dict__.copy()
 
 
-def compute_snapshot(engine: Engine, as_of: dt.date, policy: AgingPolicy) -> AgingSummary:
-    """Replace the aging snapshot of ``as_of`` in one transaction and summarise it."""
+def compute_snapshot(
+    engine: Engine, as_of: dt.date, policy: AgingPolicy, summary: bool = True
+) -> AgingSummary | None:
+    """Replace the aging snapshot of ``as_of`` in one transaction and summarise it (unless
+    ``summary`` is false: snapshots computed only as history need no totals)."""
     started = time.monotonic()
     with engine.begin() as conn:
         sqlfiles.execute(
@@ -137,15 +140,18 @@ def compute_snapshot(engine: Engine, as_of: dt.date, policy: AgingPolicy) -> Agi
         )
     refresh_statistics(engine, "aging_snapshots")
     seconds = time.monotonic() - started
-    summary = summarise(engine, as_of, seconds)
+    if not summary:
+        log.info("aging snapshot %s: %d open invoices in %.2f s", as_of, open_invoices, seconds)
+        return None
+    totals = summarise(engine, as_of, seconds)
     log.info(
         "aging snapshot %s: %d open invoices of %d customers in %.2f s",
         as_of,
-        summary.invoices,
-        summary.customers,
+        totals.invoices,
+        totals.customers,
         seconds,
     )
-    return summary
+    return totals
 
 
 def summarise(engine: Engine, as_of: dt.date, seconds: float = 0.0) -> AgingSummary:

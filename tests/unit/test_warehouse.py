@@ -160,6 +160,7 @@ def test_every_sql_file_renders_for_both_dialects():
         "stg": "stg_x",
         "id": "invoice_id",
         "rank": _rank_sql(policy.aging.buckets),
+        "bucket_names": ["current", "1-30"],
     }
     for path in sorted(p for p in SQL_DIR.rglob("*.sql") if not p.name.startswith("_")):
         for dialect in ("sqlite", "postgresql"):

@@ -158,3 +158,15 @@ def test_the_digest_goes_once_per_day(day, home):
     assert "CNY" in text
     html = message.get_body(("html",)).get_content()
     assert "<table" in html
+
+
+def test_a_new_model_does_not_raise_grade_or_score_warnings(day):
+    with day.begin() as conn:
+        conn.execute(
+            credit_scores.update().where(credit_scores.c.as_of_date == YESTERDAY).values(model_id=2)
+        )
+    summary = raise_warnings(day, TODAY, POLICY)
+    assert summary["model_changed"]
+    kinds = {kind for _, kind in _stored(day)}
+    assert not kinds & {"grade_downgraded", "score_dropped"}
+    assert "over_credit_limit" in kinds  # the ledger's own warnings still come

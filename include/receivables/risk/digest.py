@@ -85,6 +85,8 @@ def digest_context(engine: Engine, as_of: dt.date) -> dict:
                         sa.and_(
                             before.c.customer_id == s.c.customer_id,
                             before.c.as_of_date == previous_score_day,
+                            # a new model's grades are not moves of the customer's
+                            before.c.model_id == s.c.model_id,
                         ),
                     )
                     .join(customers, customers.c.customer_id == s.c.customer_id, isouter=True)

@@ -22,11 +22,12 @@ import datetime as dt
 import logging
 from decimal import Decimal
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from receivables.aging import band_for, compute_snapshot
+from receivables.aging import compute_snapshot
 from receivables.config import Policy
 from receivables.warehouse import sqlfiles
 from receivables.warehouse.schema import aging_runs, credit_scores, customers, risk_warnings
@@ -35,7 +36,6 @@ from receivables.warehouse.types import Money
 log = logging.getLogger(__name__)
 
 SEVERITIES = ("low", "medium", "high", "critical")
-GRADE_RANK = {g: i for i, g in enumerate("ABCDE")}
 EARLY = "early"
 
 
@@ -51,7 +51,7 @@ def previous_day_snapshot(engine: Engine, as_of: dt.date, policy: Policy) -> dt.
             sa.select(aging_runs.c.as_of_date).where(aging_runs.c.as_of_date == previous)
         ).first()
     if done is None:
-        compute_snapshot(engine, previous, policy.aging)
+        compute_snapshot(engine, previous, policy.aging, summary=False)
     return previous
 
 
@@ -79,18 +79,19 @@ def _facts(engine: Engine, as_of: dt.date, previous: dt.date) -> pd.DataFrame:
 
 
 def _scores(engine: Engine, day: dt.date | None) -> pd.DataFrame:
+    columns = ["customer_id", "model_id", "score", "grade", "pd"]
     if day is None:
-        return pd.DataFrame(columns=["customer_id", "score", "grade", "pd"]).set_index(
-            "customer_id"
-        )
+        return pd.DataFrame(columns=columns)
     s = credit_scores
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.select(s.c.customer_id, s.c.score, s.c.grade, s.c.pd).where(s.c.as_of_date == day)
+            sa.select(s.c.customer_id, s.c.model_id, s.c.score, s.c.grade, s.c.pd).where(
+                s.c.as_of_date == day
+            )
         ).all()
-    frame = pd.DataFrame(rows, columns=["customer_id", "score", "grade", "pd"])
+    frame = pd.DataFrame(rows, columns=columns)
     frame["score"] = frame["score"].astype(float)
-    return frame.set_index("customer_id")
+    return frame
 
 
 def _previous_score_date(engine: Engine, as_of: dt.date) -> dt.date | None:
@@ -101,29 +102,23 @@ def _previous_score_date(engine: Engine, as_of: dt.date) -> dt.date | None:
         ).scalar()
 
 
-def raise_warnings(engine: Engine, as_of: dt.date, policy: Policy) -> dict:
-    """Work out the warnings of ``as_of`` and replace that date's stored ones."""
-    previous = previous_day_snapshot(engine, as_of, policy)
-    facts = _facts(engine, as_of, previous)
-    with engine.connect() as conn:
-        limits = {
-            r.customer_id: (r.credit_limit, r.currency)
-            for r in conn.execute(
-                sa.select(customers.c.customer_id, customers.c.credit_limit, customers.c.currency)
-            )
-        }
-    today = _scores(engine, as_of)
-    before_date = _previous_score_date(engine, as_of)
-    before = _scores(engine, before_date)
-    rules = policy.warnings
-    buckets = policy.aging.buckets
-    bucket_rank = {b.name: i for i, b in enumerate(buckets)}
-    warnings: list[dict] = []
+def _bucket_rank(days: pd.Series, policy: Policy) -> np.ndarray:
+    """Index of the aging bucket of each number of days past due."""
+    bounds = [b.max_days for b in policy.aging.buckets if b.max_days is not None]
+    return np.searchsorted(np.asarray(bounds), days.to_numpy(dtype=float), side="left")
 
-    def add(customer_id, kind, severity, message, action, currency=None, limit=None):
-        warnings.append(
+
+class _Collector:
+    """The day's warnings, with the recommended action's consequences filled in."""
+
+    def __init__(self, as_of: dt.date):
+        self.as_of = as_of
+        self.rows: list[dict] = []
+
+    def add(self, customer_id, kind, severity, message, action, currency=None, limit=None):
+        self.rows.append(
             {
-                "as_of_date": as_of,
+                "as_of_date": self.as_of,
                 "customer_id": customer_id,
                 "kind": kind,
                 "severity": severity,
@@ -135,112 +130,162 @@ def raise_warnings(engine: Engine, as_of: dt.date, policy: Policy) -> dict:
             }
         )
 
-    def grade(customer_id) -> str | None:
-        return today["grade"].get(customer_id) if len(today) else None
+
+def raise_warnings(engine: Engine, as_of: dt.date, policy: Policy) -> dict:
+    """Work out the warnings of ``as_of`` and replace that date's stored ones.
+
+    Each rule selects its customers with whole-column comparisons; messages are written only
+    for the customers selected. Grades and scores are compared only where both days were
+    scored by the same model: the day a new model takes over, a changed grade says more about
+    the model than about the customer.
+    """
+    previous = previous_day_snapshot(engine, as_of, policy)
+    facts = _facts(engine, as_of, previous)
+    with engine.connect() as conn:
+        limits = pd.DataFrame(
+            conn.execute(
+                sa.select(
+                    customers.c.customer_id,
+                    customers.c.credit_limit,
+                    customers.c.currency.label("limit_currency"),
+                )
+            ).all(),
+            columns=["customer_id", "credit_limit", "limit_currency"],
+        )
+    today = _scores(engine, as_of)
+    before_date = _previous_score_date(engine, as_of)
+    before = _scores(engine, before_date)
+    rules = policy.warnings
+    names = [b.name for b in policy.aging.buckets]
+    grade_today = dict(zip(today["customer_id"], today["grade"], strict=True))
+    limit_of = dict(zip(limits["customer_id"], limits["credit_limit"], strict=True))
+    currency_of = dict(zip(limits["customer_id"], limits["limit_currency"], strict=True))
+    found = _Collector(as_of)
 
     def proposed_limit(customer_id, default_factor: float | None = None) -> Decimal | None:
-        limit, _ = limits.get(customer_id, (None, None))
-        factor = rules.limit_factor_by_grade.get(grade(customer_id) or "", default_factor)
-        if limit is None or factor is None:
+        limit = limit_of.get(customer_id)
+        factor = rules.limit_factor_by_grade.get(grade_today.get(customer_id, ""), default_factor)
+        if limit is None or factor is None or pd.isna(limit):
             return None
         return (limit * Decimal(str(factor))).quantize(Decimal("0.01"))
 
-    overdue_totals = facts.groupby("currency")["overdue"].sum().to_dict() if len(facts) else {}
-    for row in facts.itertuples(index=False):
-        cid, cur = row.customer_id, row.currency
-        worst_bucket = band_for(int(row.worst_dpd), buckets)
-        if row.newly_overdue:
-            weak = grade(cid) in ("D", "E")
-            add(
-                cid,
+    if len(facts):
+        facts = facts.merge(limits, on="customer_id", how="left")
+        weak = facts["customer_id"].map(grade_today).isin(["D", "E"]).to_numpy()
+        for row, is_weak in zip(
+            facts[facts["newly_overdue"] > 0].itertuples(index=False),
+            weak[(facts["newly_overdue"] > 0).to_numpy()],
+            strict=True,
+        ):
+            found.add(
+                row.customer_id,
                 "newly_overdue",
-                "medium" if weak else "low",
-                f"{row.newly_overdue} invoice(s) of {_money(cur, row.newly_overdue_amount)} "
-                "became overdue since yesterday",
-                "start_collection_early" if weak else "monitor",
-                cur,
+                "medium" if is_weak else "low",
+                f"{row.newly_overdue} invoice(s) of "
+                f"{_money(row.currency, row.newly_overdue_amount)} became overdue since yesterday",
+                "start_collection_early" if is_weak else "monitor",
+                row.currency,
             )
-        previous_worst = row.previous_worst_dpd
-        if previous_worst is not None and previous_worst > 0 and not pd.isna(previous_worst):
-            old_bucket = band_for(int(previous_worst), buckets)
-            if bucket_rank[worst_bucket] > bucket_rank[old_bucket]:
-                dpd = int(row.worst_dpd)
-                severity = (
-                    "critical"
-                    if dpd >= 181
-                    else "high"
-                    if dpd >= 91
-                    else "medium"
-                    if dpd >= 61
-                    else "low"
-                )
-                action = (
-                    "legal_review"
-                    if dpd >= rules.legal_review_days
-                    else "start_collection_early"
-                    if dpd >= 61
-                    else "monitor"
-                )
-                add(
-                    cid,
-                    "rolled_worse",
-                    severity,
-                    f"oldest open invoice moved from {old_bucket} to {worst_bucket} days past due "
-                    f"({dpd} days; {_money(cur, row.overdue)} overdue)",
-                    action,
-                    cur,
-                )
-        limit, limit_currency = limits.get(cid, (None, None))
-        if limit and limit > 0 and limit_currency == cur and row.outstanding > limit:
-            over = row.outstanding / limit - 1
-            add(
-                cid,
+        had = facts["previous_worst_dpd"].fillna(0).astype(float)
+        now_rank = _bucket_rank(facts["worst_dpd"], policy)
+        old_rank = _bucket_rank(had, policy)
+        rolled = ((had > 0).to_numpy()) & (now_rank > old_rank)
+        for row, new, old in zip(
+            facts[rolled].itertuples(index=False), now_rank[rolled], old_rank[rolled], strict=True
+        ):
+            dpd = int(row.worst_dpd)
+            severity = (
+                "critical"
+                if dpd >= 181
+                else "high"
+                if dpd >= 91
+                else "medium"
+                if dpd >= 61
+                else "low"
+            )
+            action = (
+                "legal_review"
+                if dpd >= rules.legal_review_days
+                else "start_collection_early"
+                if dpd >= 61
+                else "monitor"
+            )
+            found.add(
+                row.customer_id,
+                "rolled_worse",
+                severity,
+                f"oldest open invoice moved from {names[old]} to {names[new]} days past due "
+                f"({dpd} days; {_money(row.currency, row.overdue)} overdue)",
+                action,
+                row.currency,
+            )
+        has_limit = facts["credit_limit"].notna() & (facts["limit_currency"] == facts["currency"])
+        over = facts[has_limit]
+        over = over[
+            [o > lim > 0 for o, lim in zip(over["outstanding"], over["credit_limit"], strict=True)]
+        ]
+        for row in over.itertuples(index=False):
+            excess = row.outstanding / row.credit_limit - 1
+            found.add(
+                row.customer_id,
                 "over_credit_limit",
-                "high" if over > Decimal("0.2") else "medium",
-                f"outstanding {_money(cur, row.outstanding)} exceeds the credit limit "
-                f"{_money(cur, limit)} by {over:.0%}",
+                "high" if excess > Decimal("0.2") else "medium",
+                f"outstanding {_money(row.currency, row.outstanding)} exceeds the credit limit "
+                f"{_money(row.currency, row.credit_limit)} by {excess:.0%}",
                 "start_collection_early",
-                cur,
+                row.currency,
             )
-        total_overdue = overdue_totals.get(cur) or Decimal(0)
-        if total_overdue > 0 and row.overdue > 0:
-            share = row.overdue / total_overdue
-            if share > Decimal(str(rules.concentration_share)):
-                add(
-                    cid,
-                    "concentration",
-                    "high",
-                    f"holds {share:.1%} of all overdue {cur} ({_money(cur, row.overdue)})",
-                    "reduce_credit_limit",
-                    cur,
-                    proposed_limit(cid, 0.5),
-                )
-    if len(before) and len(today):
-        joined = today.join(before, how="inner", rsuffix="_before")
-        for cid, row in joined.iterrows():
-            if GRADE_RANK[row["grade"]] > GRADE_RANK[row["grade_before"]]:
-                severity = {"B": "low", "C": "medium", "D": "high", "E": "critical"}[row["grade"]]
-                limit = proposed_limit(cid)
-                add(
-                    cid,
-                    "grade_downgraded",
-                    severity,
-                    f"grade fell from {row['grade_before']} to {row['grade']} (probability of "
-                    f"default {float(row['pd']):.1%})",
-                    "reduce_credit_limit" if limit is not None else "monitor",
-                    limits.get(cid, (None, None))[1],
-                    limit,
-                )
-            drop = row["score_before"] - row["score"]
-            if drop >= policy.scores.sharp_drop_points:
-                add(
-                    cid,
-                    "score_dropped",
-                    "high" if drop >= 2 * policy.scores.sharp_drop_points else "medium",
-                    f"score fell {drop:.0f} points in a day, to {row['score']:.0f}",
-                    "start_collection_early",
-                    limits.get(cid, (None, None))[1],
-                )
+        totals = facts.groupby("currency")["overdue"].transform(lambda v: sum(v, Decimal(0)))
+        threshold = Decimal(str(rules.concentration_share))
+        concentrated = [
+            total > 0 and overdue > 0 and overdue / total > threshold
+            for overdue, total in zip(facts["overdue"], totals, strict=True)
+        ]
+        for row, total in zip(
+            facts[concentrated].itertuples(index=False), totals[concentrated], strict=True
+        ):
+            found.add(
+                row.customer_id,
+                "concentration",
+                "high",
+                f"holds {row.overdue / total:.1%} of all overdue {row.currency} "
+                f"({_money(row.currency, row.overdue)})",
+                "reduce_credit_limit",
+                row.currency,
+                proposed_limit(row.customer_id, 0.5),
+            )
+    compared = today.merge(before, on="customer_id", suffixes=("", "_before"))
+    model_changed = bool(len(compared)) and bool(
+        (compared["model_id"] != compared["model_id_before"]).all()
+    )
+    compared = compared[compared["model_id"] == compared["model_id_before"]]
+    if len(compared):
+        rank = {g: i for i, g in enumerate("ABCDE")}
+        down = compared["grade"].map(rank) > compared["grade_before"].map(rank)
+        for row in compared[down].itertuples(index=False):
+            limit = proposed_limit(row.customer_id)
+            found.add(
+                row.customer_id,
+                "grade_downgraded",
+                {"B": "low", "C": "medium", "D": "high", "E": "critical"}[row.grade],
+                f"grade fell from {row.grade_before} to {row.grade} (probability of default "
+                f"{float(row.pd):.1%})",
+                "reduce_credit_limit" if limit is not None else "monitor",
+                currency_of.get(row.customer_id),
+                limit,
+            )
+        drop = compared["score_before"] - compared["score"]
+        sharp = drop >= policy.scores.sharp_drop_points
+        for row, points in zip(compared[sharp].itertuples(index=False), drop[sharp], strict=True):
+            found.add(
+                row.customer_id,
+                "score_dropped",
+                "high" if points >= 2 * policy.scores.sharp_drop_points else "medium",
+                f"score fell {points:.0f} points in a day, to {row.score:.0f}",
+                "start_collection_early",
+                currency_of.get(row.customer_id),
+            )
+    warnings = found.rows
     with engine.begin() as conn:
         conn.execute(risk_warnings.delete().where(risk_warnings.c.as_of_date == as_of))
         if warnings:
@@ -256,4 +301,5 @@ def raise_warnings(engine: Engine, as_of: dt.date, policy: Policy) -> dict:
         "by_severity": by_severity,
         "by_kind": by_kind,
         "compared_with_scores_of": before_date.isoformat() if before_date else None,
+        "model_changed": model_changed,
     }
