@@ -454,7 +454,7 @@ def _yes(value: bool | None) -> str:
     return "–" if value is None else ("yes" if value else "**NO**")
 
 
-def _time_goes(risk: dict, key: str, limit: int = 4) -> str:
+def _time_goes(risk: dict, key: str, limit: int = 6) -> str:
     """The slowest timed functions of one step, in words."""
     rows = [r for r in risk.get("functions", []) if r["label"] == f"risk:{key}"][:limit]
     return "; ".join(

@@ -93,7 +93,6 @@ def _instrument(probe: Probe, captured: dict) -> tuple[StatementTimer, FunctionT
         (provisions, "cure_rates", "provisions.cure_rates"),
         (models, "current_model", "models.current_model"),
         (models, "load_ledger", "features.load_ledger"),
-        (features, "_fetch", "features._fetch (SQL → arrays)"),
         (models, "features_at", "features.features_at"),
         (models, "training_set", "models.training_set"),
         (models, "train_scorecard", "scorecard.train_scorecard"),
@@ -109,7 +108,30 @@ def _instrument(probe: Probe, captured: dict) -> tuple[StatementTimer, FunctionT
     ]
     for owner, name, qualname in wraps:
         functions.wrap(owner, name, qualname)
+    _time_fetch_per_file(functions, features)
     return StatementTimer(probe), functions
+
+
+def _time_fetch_per_file(functions: FunctionTimer, features) -> None:
+    """Time ``features._fetch`` per SQL file it runs (its raw DBAPI cursors are not seen by
+    the statement timer)."""
+    import functools
+
+    original = getattr(features, "_fetch", None)
+    if original is None:
+        return
+
+    @functools.wraps(original)
+    def fetch(engine, name, *args, **kwargs):
+        label, started = functions.probe.label, time.perf_counter()
+        try:
+            return original(engine, name, *args, **kwargs)
+        finally:
+            entry = functions.totals.setdefault((label, f"features._fetch({name})"), [0, 0.0])
+            entry[0] += 1
+            entry[1] += time.perf_counter() - started
+
+    features._fetch = fetch
 
 
 def _scalar_rows(engine, sql: str) -> list[tuple]:
