@@ -39,25 +39,27 @@ def test_upgrade_is_idempotent(engine):
     assert before == after == head_revision(engine)
 
 
-def _file(conn) -> int:
-    return source_file(conn, status="loaded")
+def _customer(conn) -> int:
+    """Customer C1 and the file it came from (returned)."""
+    file_id = source_file(conn, status="loaded")
+    conn.execute(
+        customers.insert().values(
+            customer_id="C1",
+            name="n",
+            locale="en",
+            timezone="UTC",
+            currency="CNY",
+            do_not_contact=False,
+            source_file_id=file_id,
+        )
+    )
+    return file_id
 
 
 def test_money_is_exact_on_both_engines(engine):
     amounts = [Decimal("0.10"), Decimal("0.20"), Decimal("12345678901234.99"), Decimal("1")]
     with engine.begin() as conn:
-        file_id = _file(conn)
-        conn.execute(
-            customers.insert().values(
-                customer_id="C1",
-                name="n",
-                locale="en",
-                timezone="UTC",
-                currency="CNY",
-                do_not_contact=False,
-                source_file_id=file_id,
-            )
-        )
+        file_id = _customer(conn)
         for i, amount in enumerate(amounts):
             conn.execute(
                 invoices.insert().values(
@@ -94,18 +96,7 @@ def test_money_refuses_sub_cent_amounts():
 
 def test_database_constraints_hold(engine):
     with engine.begin() as conn:
-        file_id = _file(conn)
-        conn.execute(
-            customers.insert().values(
-                customer_id="C1",
-                name="n",
-                locale="en",
-                timezone="UTC",
-                currency="CNY",
-                do_not_contact=False,
-                source_file_id=file_id,
-            )
-        )
+        file_id = _customer(conn)
     due_before_issue = invoices.insert().values(
         invoice_id="I1",
         customer_id="C1",
