@@ -814,8 +814,8 @@ def _risk_section(results: dict) -> list[str]:
         "",
         "An ordinary day (today's and yesterday's scores from the same rules scorecard) and the "
         "day a new model takes over (today's scores from the scorecard just trained, yesterday's "
-        "from the rules): `raise_warnings` compares the grades and scores of the two days "
-        "whatever model gave them.",
+        "from the rules): `raise_warnings` compares grades and scores only where both days were "
+        "scored by the same model, so the model change raises no grade or score warnings.",
         "",
         *_risk_warnings(results),
     ]
