@@ -141,8 +141,10 @@ def test_the_scheduler_chains_ingest_and_risk_on_the_business_date(standalone):
     with warehouse.connect() as conn:
         files = conn.execute(sa.text("SELECT DISTINCT as_of_date FROM ingested_files")).all()
         scores = conn.execute(sa.text("SELECT DISTINCT as_of_date FROM credit_scores")).all()
-        warnings_dates = conn.execute(sa.text("SELECT COUNT(*) FROM risk_warnings")).scalar()
+        warning_dates = conn.execute(sa.text("SELECT DISTINCT as_of_date FROM risk_warnings")).all()
+        aging_dates = conn.execute(sa.text("SELECT MAX(as_of_date) FROM aging_runs")).scalar()
     assert [f[0] for f in files] == ["2025-06-30"]
     assert [s[0] for s in scores] == ["2025-06-30"]  # the event's date, not 2025-06-29 (UTC)
-    assert warnings_dates >= 0
+    assert [w[0] for w in warning_dates] in ([], ["2025-06-30"])
+    assert aging_dates == "2025-06-30"  # the latest snapshot is the event's date, none later
     assert list((home / "outbox").glob("risk-digest*2025-06-30*.eml"))

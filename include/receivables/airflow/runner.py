@@ -24,8 +24,6 @@ from receivables.paths import DAGS_DIR, PLUGINS_DIR
 
 log = logging.getLogger(__name__)
 
-#: Daily DAGs in the order ``receivables run`` drives them.
-DAILY_DAGS = ("ledger_ingest", "receivables_risk")
 #: Runs on the first day of a month, after the ingest and before the risk DAG scores.
 MONTHLY_DAG = "credit_model"
 QUARTERLY_DAG = "quarterly_evaluation"

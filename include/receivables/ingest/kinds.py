@@ -53,6 +53,8 @@ class FileKind:
     #: loading order within one drop: customers before their invoices, invoices before payments
     order: int
     description: str = ""
+    #: (earlier, later) date columns whose order every row must respect
+    date_order: tuple[tuple[str, str], ...] = ()
 
     @property
     def required(self) -> tuple[str, ...]:
@@ -109,6 +111,7 @@ KINDS: dict[str, FileKind] = {
             name="invoices",
             id_column="invoice_id",
             order=2,
+            date_order=(("issue_date", "due_date"),),
             columns=(
                 Column("invoice_id", "id", required=True, max_length=64),
                 Column("customer_id", "id", required=True, max_length=64),

@@ -322,14 +322,14 @@ def check_batch(kind: FileKind, batch: Batch) -> CheckedBatch:
             fail(mask, column.name, reason)
         staged[column.staged_name] = parsed.values.cast(staged_type(column))
 
-    if kind.name == "invoices":
-        early = _mask(pc.less(staged["due_date"], staged["issue_date"]))
+    for earlier, later in kind.date_order:
+        early = _mask(pc.less(staged[later], staged[earlier]))
         if early.any():
-            issue_text = pc.strftime(staged["issue_date"].cast(pa.timestamp("s")), "%Y-%m-%d")
+            earlier_text = staged[earlier].cast(pa.string())  # ISO YYYY-MM-DD
             reasons = pc.binary_join_element_wise(
-                "due_date is before issue_date ", pc.fill_null(issue_text, ""), ""
+                f"{later} is before {earlier} ", pc.fill_null(earlier_text, ""), ""
             )
-            fail(early, "due_date", reasons)
+            fail(early, later, reasons)
 
     # Held rows are staged too (so repeated ids are found even when one copy is broken), with
     # whatever parsed; they never reach the merge or the GX suite, which read good rows only.

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from receivables.ingest.kinds import FileKind
 from receivables.ingest.rules import PROBLEM_SCHEMA
+from receivables.paths import SQL_DIR
 from receivables.warehouse import sqlfiles
 from receivables.warehouse.bulk import write_arrow
 
@@ -90,14 +91,6 @@ class Staging:
             conn.exec_driver_sql(f"DROP VIEW IF EXISTS {self.good_rows_view}")
             self.table.drop(conn, checkfirst=True)
 
-    def append(self, staged: pa.Table) -> None:
-        """Append a batch of staged rows (committed at once)."""
-        loader = self.loader()
-        try:
-            loader.put(staged)
-        finally:
-            loader.close()
-
     def loader(self) -> StagingLoader:
         """A loader that writes batches on a background thread (see :class:`StagingLoader`)."""
         return StagingLoader(self)
@@ -123,8 +116,9 @@ class Staging:
         """Run the set-based checks; hold back the rows they name; return their problems."""
         found: list[pa.Table] = []
         checks = [("ingest/check_duplicates.sql", {"id": self.kind.id_column})]
-        if self.kind.name in ("invoices", "payments"):
-            checks.append((f"ingest/checks_{self.kind.name}.sql", {}))
+        own = f"ingest/checks_{self.kind.name}.sql"  # checks against the warehouse, if any
+        if (SQL_DIR / own).exists():
+            checks.append((own, {}))
         for template, context in checks:
             for statement in sqlfiles.render(template, self.dialect, stg=self.name, **context):
                 started = time.perf_counter()

@@ -63,8 +63,6 @@ FEATURES = (
     "disputed_share_12m",
     "overdue_share",
 )
-#: counts kept beside the features, for the reasons' plain words
-DETAILS = ("due_12m", "late_12m", "partial_12m", "issued_12m", "disputed_12m")
 
 
 def day_number(day: dt.date) -> int:

@@ -111,11 +111,6 @@ class Scorecard:
         return out
 
 
-def scale(policy: ScorePolicy) -> tuple[float, float]:
-    """(factor, offset) of the policy's score scale."""
-    return policy.factor, policy.offset
-
-
 def score_from_pd(pd_: np.ndarray | float, factor: float, offset: float) -> np.ndarray:
     """Score of a probability of default: offset + factor × ln((1 − PD) / PD)."""
     p = np.asarray(pd_, dtype=float)
@@ -319,7 +314,7 @@ def train_scorecard(
         worst = max(wrong, key=lambda i: coefficients[i])
         dropped[chosen[worst].name] = "weight with the wrong sign next to the other features"
         chosen.pop(worst)
-    factor, offset = scale(policy)
+    factor, offset = policy.factor, policy.offset
     intercept = float(model.intercept_[0])
     for f, coefficient in zip(chosen, coefficients, strict=True):
         f.coefficient = float(coefficient)
@@ -340,7 +335,7 @@ def train_scorecard(
 def rules_scorecard(policy: ScorePolicy) -> Scorecard:
     """The transparent scorecard that serves until a model can be trained: points for worst
     days past due, late payment, overdue share, utilisation and tenure, on the same scale."""
-    factor, offset = scale(policy)
+    factor, offset = policy.factor, policy.offset
     features = [
         FeatureBins("worst_dpd_12m", [0, 30, 60, 90], [20.0, 0.0, -25.0, -45.0, -80.0]),
         FeatureBins("late_share_12m", [0.1, 0.3, 0.6], [10.0, 0.0, -20.0, -35.0], 0.0),
