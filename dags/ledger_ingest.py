@@ -4,18 +4,19 @@
 **Runs** daily at 06:00 business time (`RECEIVABLES_INGEST_CRON`; `none` for triggered runs
 only) and on demand.
 
-**Reads** the inbox (`RECEIVABLES_INBOX`, or the run's `inbox` param): `collectors*`,
-`customers*`, `invoices*` and `payments*` files in CSV (UTF-8, UTF-8 with BOM, GB18030), XLSX
-or Parquet (CONTRACT §3).
+**Reads** the inbox (`RECEIVABLES_INBOX`, or the run's `inbox` param): `fx_rates*`,
+`collectors*`, `customers*`, `invoices*` and `payments*` files in CSV (UTF-8, UTF-8 with BOM,
+GB18030 Chinese text, or the encoding declared for the inbox), XLSX or Parquet
+(docs/contract.md §3).
 
-**Does**, one mapped task per file, kinds in loading order (collectors, customers, invoices,
-payments): reads and checks every row, stages the file, runs the Great Expectations suites of
-`include/gx/`, and loads the good rows in one transaction. Bad rows are quarantined with their
-reason; unreadable files and files missing a required column are refused whole.
+**Does**, one mapped task per file, kinds in loading order (fx_rates, collectors, customers,
+invoices, payments): reads and checks every row, stages the file, runs the Great Expectations
+suites of `include/gx/`, and loads the good rows in one transaction. Bad rows are quarantined
+with their reason; unreadable files and files missing a required column are refused whole.
 
-**Writes** the warehouse (`collectors`, `customers`, `invoices`, `payments`, `ingested_files`,
-`quarantined_rows`), moves loaded files to `archive/` (named by checksum: a file never loads
-twice) and refused ones to `rejected/`, and updates the GX data docs.
+**Writes** the warehouse (`fx_rates`, `collectors`, `customers`, `invoices`, `payments`,
+`ingested_files`, `quarantined_rows`), moves loaded files to `archive/` (named by checksum: a
+file never loads twice) and refused ones to `rejected/`, and updates the GX data docs.
 
 **Sends** the data engineers an email when a file is refused or rows are quarantined, and when
 a task fails.
@@ -67,11 +68,14 @@ def ledger_ingest():
         return ingest_file(path)
 
     @task(trigger_rule="none_failed", outlets=[assets.LEDGER])
-    def summarize_ingest(collectors, customers, invoices, payments, unrecognised) -> dict:
+    def summarize_ingest(fx_rates, collectors, customers, invoices, payments, unrecognised):
         from receivables.airflow.runtime import summarize_ingest
 
-        return summarize_ingest(collectors, customers, invoices, payments, unrecognised)
+        return summarize_ingest(fx_rates, collectors, customers, invoices, payments, unrecognised)
 
+    fx_rates = ingest_file.override(task_id="ingest_fx_rates").expand(
+        path=list_files.override(task_id="list_fx_rates_files")("fx_rates")
+    )
     collectors = ingest_file.override(task_id="ingest_collectors").expand(
         path=list_files.override(task_id="list_collectors_files")("collectors")
     )
@@ -87,8 +91,8 @@ def ledger_ingest():
     unrecognised = ingest_file.override(task_id="reject_unrecognised_files").expand(
         path=list_files.override(task_id="list_unrecognised_files")("unrecognised")
     )
-    chain(collectors, customers, invoices, payments)
-    summarize_ingest(collectors, customers, invoices, payments, unrecognised)
+    chain(fx_rates, collectors, customers, invoices, payments)
+    summarize_ingest(fx_rates, collectors, customers, invoices, payments, unrecognised)
 
 
 ledger_ingest()

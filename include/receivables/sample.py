@@ -101,6 +101,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "disputed",
     ),
     "payments": ("payment_id", "invoice_id", "paid_date", "amount", "method"),
+    "fx_rates": ("rate_date", "currency", "rate"),
 }
 """Columns of every sample file, in file order (the project's input contract)."""
 
@@ -274,8 +275,8 @@ _CUSTOMER_DEFECTS = ("invalid_email",)
 class SampleSummary:
     """What :func:`generate_sample` wrote.
 
-    ``paths`` maps each table (``collectors``, ``customers``, ``invoices``, ``payments`` and
-    ``truth`` when requested) to its file; ``defects`` counts corrupted rows by
+    ``paths`` maps each table (``fx_rates``, ``collectors``, ``customers``, ``invoices``,
+    ``payments`` and ``truth`` when requested) to its file; ``defects`` counts corrupted rows by
     ``"<table>.<kind>"`` and is empty for clean data.
     """
 
@@ -286,6 +287,7 @@ class SampleSummary:
     invoices: int
     payments: int
     defects: dict[str, int] = field(default_factory=dict)
+    fx_rates: int = 0
 
     @property
     def defect_rows(self) -> int:
@@ -1095,6 +1097,27 @@ def _write_whole(
         sink.close()
 
 
+def _fx_rates(seed: int, start_day: int, as_of_day: int) -> dict[str, pa.Array]:
+    """Daily rates to CNY of the sample's other currencies over the whole history: a small
+    seeded random walk around each currency's usual rate, to four decimals."""
+    rng = _rng(seed, 11)
+    days = np.arange(start_day, as_of_day + 1)
+    dates, currencies, rates = [], [], []
+    for code, usual in zip(_CURRENCIES, _CNY_PER_UNIT, strict=True):
+        if code == "CNY":
+            continue
+        walk = np.cumsum(rng.normal(0.0, 0.0015, days.size))
+        walk -= walk.mean()  # stays around the usual rate over the history
+        dates.append(days)
+        currencies.append(np.full(days.size, code, dtype=object))
+        rates.append(np.round(usual * np.exp(walk), 4))
+    return {
+        "rate_date": _dates(np.concatenate(dates)),
+        "currency": pa.array(np.concatenate(currencies).tolist(), pa.string()),
+        "rate": pa.array([f"{r:.4f}" for r in np.concatenate(rates)], pa.string()),
+    }
+
+
 # --------------------------------------------------------------------------------------------
 # Entry point
 
@@ -1112,7 +1135,8 @@ def generate_sample(
 ) -> SampleSummary:
     """Write a realistic, reproducible sample ledger as of ``as_of`` into ``out_dir``.
 
-    Writes ``collectors``, ``customers``, ``invoices`` and ``payments`` files (``.csv``, ``.xlsx``
+    Writes ``fx_rates`` (daily rates of USD and HKD to CNY), ``collectors``, ``customers``,
+    ``invoices`` and ``payments`` files (``.csv``, ``.xlsx``
     or ``.parquet`` per ``file_format``; columns in :data:`COLUMNS`, all values as text) with
     ``history_months`` months of invoices up to ``as_of`` and every payment received by then.
     ``defects`` is the fraction of invoice, payment and customer rows to corrupt (0 for clean
@@ -1145,6 +1169,8 @@ def generate_sample(
         rows = _pick_rows(defect_rng, customers, defects, _CUSTOMER_DEFECTS, True)[0][1]
         table["email"] = _put(table["email"], rows, ["not-an-email"] * rows.size)
         defect_counts["customers.invalid_email"] = int(rows.size)
+    rates = _fx_rates(seed, start_day, as_of_day)
+    _write_whole(paths["fx_rates"], COLUMNS["fx_rates"], rates, file_format, stamp)
     _write_whole(paths["collectors"], COLUMNS["collectors"], collectors, file_format, stamp)
     _write_whole(paths["customers"], COLUMNS["customers"], table, file_format, stamp)
     currency = table["currency"]
@@ -1231,4 +1257,5 @@ def generate_sample(
         invoices=n_invoices,
         payments=n_payments,
         defects=dict(sorted(defect_counts.items())),
+        fx_rates=len(rates["rate_date"]),
     )

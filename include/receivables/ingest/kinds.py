@@ -1,4 +1,4 @@
-"""The file kinds of the ledger drop (CONTRACT §3) and their columns.
+"""The file kinds of the ledger drop (docs/contract.md §3) and their columns.
 
 One declaration per kind drives everything downstream: the row checks, the staging table, the
 Great Expectations suites (which must agree with it; a test checks that) and the load order.
@@ -19,6 +19,7 @@ COLUMN_TYPES = (
     "locale",
     "timezone",
     "currency",
+    "rate",
 )
 
 
@@ -32,15 +33,30 @@ class Column:
     max_length: int = 255
     #: amounts: True means strictly positive (> 0), False allows zero
     positive: bool = True
+    #: free text that may span lines: line breaks are allowed (tabs are in any text column),
+    #: other control characters are not
+    multiline: bool = False
+    #: a column not read from the file but built from these columns of the same row (a
+    #: composite id, e.g. "<rate_date> <currency>"): it is staged, never expected in the file
+    derived_from: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.type not in COLUMN_TYPES:
             raise ValueError(f"column {self.name}: unknown type {self.type!r}")
+        if self.multiline and self.type != "text":
+            raise ValueError(f"column {self.name}: only text columns may be multiline")
+        if self.derived_from and (self.type != "id" or self.required):
+            raise ValueError(f"column {self.name}: a derived column is an optional id")
 
     @property
     def staged_name(self) -> str:
-        """Name in the staging table (amounts are staged as integer cents)."""
-        return f"{self.name}_cents" if self.type == "amount" else self.name
+        """Name in the staging table: amounts are staged as integer cents (``<name>_cents``),
+        rates as integer units of 1e-10 (``<name>_e10``)."""
+        if self.type == "amount":
+            return f"{self.name}_cents"
+        if self.type == "rate":
+            return f"{self.name}_e10"
+        return self.name
 
 
 @dataclass(frozen=True)
@@ -51,10 +67,19 @@ class FileKind:
     id_column: str
     columns: tuple[Column, ...]
     #: loading order within one drop: customers before their invoices, invoices before payments
+    #: (exchange rates first: they refer to nothing)
     order: int
     description: str = ""
     #: (earlier, later) date columns whose order every row must respect
     date_order: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        known = {c.name for c in self.columns}
+        if self.id_column not in known:
+            raise ValueError(f"kind {self.name}: id column {self.id_column!r} is not a column")
+        for column in self.columns:
+            if not set(column.derived_from) <= known - {column.name}:
+                raise ValueError(f"kind {self.name}: {column.name} derives from unknown columns")
 
     @property
     def required(self) -> tuple[str, ...]:
@@ -63,8 +88,9 @@ class FileKind:
 
     @property
     def names(self) -> tuple[str, ...]:
-        """Names of all known columns, in contract order."""
-        return tuple(c.name for c in self.columns)
+        """Names of the columns a file of this kind may carry, in contract order (derived
+        columns are not among them)."""
+        return tuple(c.name for c in self.columns if not c.derived_from)
 
     def column(self, name: str) -> Column:
         """The column called ``name``."""
@@ -78,10 +104,25 @@ KINDS: dict[str, FileKind] = {
     kind.name: kind
     for kind in (
         FileKind(
+            name="fx_rates",
+            id_column="rate_id",
+            order=-1,
+            description="exchange rates to the reporting currency (policy "
+            "currency.reporting_currency): units of it for one unit of currency",
+            columns=(
+                Column("rate_date", "date", required=True),
+                Column("currency", "currency", required=True),
+                Column("rate", "rate", required=True),
+                # one rate per date and currency: "<rate_date> <currency>", for the repeated-id
+                # check and every message that names the row
+                Column("rate_id", "id", derived_from=("rate_date", "currency")),
+            ),
+        ),
+        FileKind(
             name="collectors",
             id_column="collector_id",
             order=0,
-            description="collection staff (an extension of CONTRACT §3)",
+            description="collection staff (an extension of docs/contract.md §3)",
             columns=(
                 Column("collector_id", "id", required=True, max_length=64),
                 Column("name", "text", required=True),
@@ -119,7 +160,7 @@ KINDS: dict[str, FileKind] = {
                 Column("due_date", "date", required=True),
                 Column("amount", "amount", required=True),
                 Column("currency", "currency"),
-                Column("description", "text", max_length=2000),
+                Column("description", "text", max_length=2000, multiline=True),
                 Column("disputed", "bool"),
             ),
         ),
@@ -139,7 +180,7 @@ KINDS: dict[str, FileKind] = {
 }
 
 #: Prefixes the contract reserves for later kinds: such files wait in the inbox untouched.
-RESERVED_PREFIXES = ("fx_rates", "legal_updates")
+RESERVED_PREFIXES = ("legal_updates",)
 
 FORMATS = {".csv": "csv", ".xlsx": "xlsx", ".parquet": "parquet"}
 

@@ -7,6 +7,14 @@
 * a *problems* table: one line per failed check — row number, the row's own id, column, the
   value as written and a reason that says what was wrong and what was expected.
 
+Untrusted text is never repeated raw: a value or id shown in a problem is an escaped excerpt
+(:func:`receivables.text.excerpt`, at most 200 characters), and a held row's staged value of a
+column that failed is stored in that same form, so no staged or quarantined text carries a NUL
+(which PostgreSQL cannot store) or a control character into a later message. Every column is
+checked for control characters (C0 except tab, DEL, C1), the Unicode line and paragraph
+separators and the bidirectional controls; ids refuse tabs and every invisible formatting
+character too, and multiline text columns allow line breaks.
+
 Checks that need the whole file or the warehouse (repeated ids, unknown customers or invoices,
 payments above the invoice amount) run later in SQL against the staging table
 (``sql/ingest/``). Each rule here is a small function with its own tests.
@@ -14,6 +22,7 @@ payments above the invoice amount) run later in SQL against the staging table
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from functools import cache
 
@@ -23,6 +32,8 @@ import pyarrow.compute as pc
 
 from receivables.ingest.kinds import Column, FileKind
 from receivables.ingest.reader import Batch
+from receivables.text import BIDI_CONTROLS, CONTROL_CHARACTERS, LINE_SEPARATORS, excerpt
+from receivables.warehouse.types import FX_RATE_SCALE
 
 PROBLEM_SCHEMA = pa.schema(
     [
@@ -35,6 +46,13 @@ PROBLEM_SCHEMA = pa.schema(
 )
 
 MAX_AMOUNT_DIGITS = 13  # integer digits: up to 9,999,999,999,999.99, inside NUMERIC(18, 2)
+#: Integer digits of a rate: its units of 1e-10 must fit a 64-bit integer (the staged BIGINT and
+#: the SQLite column), so at most 99,999,999.9999999999.
+MAX_RATE_DIGITS = 18 - FX_RATE_SCALE
+#: Characters of a value or id shown in a problem (escaped); the shown text never exceeds
+#: SHOWN_WIDTH characters, the width of ``quarantined_rows.record_id``.
+SHOWN_LENGTH = 200
+SHOWN_WIDTH = 255
 
 REASON_REQUIRED = "a value is required"
 REASON_DATE = "not a valid date: expected YYYY-MM-DD, YYYY/MM/DD or YYYYMMDD"
@@ -42,6 +60,9 @@ REASON_DATE_RANGE = "date out of range: expected a year between 1900 and 2199"
 REASON_AMOUNT = (
     "not an amount: expected digits with an optional decimal point, thousands separated by "
     "commas, e.g. 1,234.50"
+)
+REASON_AMOUNT_COMMA = (
+    "not an amount: a comma separates thousands (1,234.50), never decimals: write 5.00, not 5,00"
 )
 REASON_AMOUNT_SCALE = "more than 2 decimal places: amounts are kept to the cent"
 REASON_AMOUNT_LARGE = "amount too large: at most 9,999,999,999,999.99"
@@ -52,7 +73,14 @@ REASON_EMAIL = "not a valid email address list: expected name@domain, several se
 REASON_LOCALE = "unsupported locale: expected zh-CN or en"
 REASON_TIMEZONE = "unknown time zone: expected an IANA name such as Asia/Shanghai"
 REASON_CURRENCY = "unknown currency: expected an ISO 4217 code such as CNY, USD or HKD"
-REASON_CONTROL = "contains control characters (line breaks, tabs or invisible characters)"
+REASON_RATE = (
+    "not a rate: expected digits with an optional decimal point, e.g. 7.1234 or 0.0004412345 "
+    "(no thousands separators, no exponent)"
+)
+REASON_RATE_SCALE = (
+    f"more than {FX_RATE_SCALE} decimal places: rates are kept to {FX_RATE_SCALE} decimal places"
+)
+REASON_RATE_LARGE = f"rate too large: at most {MAX_RATE_DIGITS} digits before the decimal point"
 
 TRUE_WORDS = ("true", "t", "yes", "y", "1", "是")
 FALSE_WORDS = ("false", "f", "no", "n", "0", "否")
@@ -112,15 +140,146 @@ def _currencies() -> pa.Array:
     return pa.array(sorted(c for c in list_currencies() if c not in not_money | {"XXX"}))
 
 
+# --- control and invisible characters --------------------------------------------------------
+
+
+def _code_points(spec: str) -> frozenset[int]:
+    """The code points of a character-class body such as ``"\\x00-\\x08\\x0b"``."""
+    points: set[int] = set()
+    i = 0
+    while i < len(spec):
+        if i + 2 < len(spec) and spec[i + 1] == "-":
+            points.update(range(ord(spec[i]), ord(spec[i + 2]) + 1))
+            i += 3
+        else:
+            points.add(ord(spec[i]))
+            i += 1
+    return frozenset(points)
+
+
+@cache
+def _re2_class(points: frozenset[int]) -> str:
+    """An RE2 character class of ``points`` (written as escapes: a raw NUL never enters it)."""
+    ordered = sorted(points)
+    ranges: list[tuple[int, int]] = []
+    for point in ordered:
+        if ranges and point == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], point)
+        else:
+            ranges.append((point, point))
+    body = "".join(f"\\x{{{a:x}}}" if a == b else f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in ranges)
+    return f"[{body}]"
+
+
+_BIDI = _code_points(BIDI_CONTROLS)
+_SEPARATORS = _code_points(LINE_SEPARATORS)
+_LINE_BREAKS = frozenset({0x0A, 0x0D})
+#: Never allowed in any value (tab is: it is ordinary white space in free text).
+_UNSAFE = _code_points(CONTROL_CHARACTERS) | _BIDI | _SEPARATORS
+#: Ids also refuse tabs and every other invisible formatting character (zero-width spaces,
+#: byte-order marks): two ids that look the same must be the same.
+_ID_CLASS = r"[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]"
+
+
+@cache
+def forbidden_class(column: Column) -> str:
+    """The RE2 character class of the characters ``column`` refuses."""
+    if column.type == "id":
+        return _ID_CLASS
+    return _re2_class(_UNSAFE - _LINE_BREAKS if column.multiline else _UNSAFE)
+
+
+def _describe(char: str) -> str:
+    """What kind of character ``char`` is, and ``char`` escaped, for a reason."""
+    code = ord(char)
+    escaped = f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    if code in _LINE_BREAKS:
+        what = "a line break"
+    elif code == 0x09:
+        what = "a tab"
+    elif code in _BIDI:
+        what = "a bidirectional control character"
+    elif code in _SEPARATORS:
+        what = "a line or paragraph separator"
+    elif unicodedata.category(char) == "Cc":
+        what = "a control character"
+    else:
+        what = "an invisible formatting character"
+    return f"{what} ({escaped})"
+
+
+def find_forbidden(
+    values: pa.Array, column: Column, among: np.ndarray | None = None
+) -> tuple[np.ndarray, pa.Array]:
+    """Values holding a character ``column`` refuses: (mask, reason per value). With ``among``,
+    only the values under that mask are searched (the others are taken as clean).
+
+    The reason names the first such character, escaped, and its position (counted in
+    characters from 1), e.g. ``contains a control character (\\x00) at position 7: remove it``.
+    Reasons are null where the mask is false.
+    """
+    pattern = forbidden_class(column)
+    if among is None:
+        mask = _mask(pc.match_substring_regex(values, pattern))
+    else:
+        mask = np.zeros(len(values), dtype=bool)
+        candidates = np.flatnonzero(among)
+        if candidates.size:
+            subset = values.take(pa.array(candidates))
+            mask[candidates] = _mask(pc.match_substring_regex(subset, pattern))
+    reasons = pa.nulls(len(values), pa.string())
+    if not mask.any():
+        return mask, reasons
+    first = f"(?s)^(?P<before>.*?)(?P<bad>{pattern})"
+    found = pc.extract_regex(values.take(pa.array(np.flatnonzero(mask))), first)
+    bad = found.field("bad")
+    distinct = pc.unique(bad)
+    described = pa.array([_describe(c) for c in distinct.to_pylist()], pa.string())
+    position = pc.add(pc.utf8_length(found.field("before")), 1).cast(pa.string())
+    text = pc.binary_join_element_wise(
+        "contains ",
+        pc.take(described, pc.index_in(bad, value_set=distinct)),
+        " at position ",
+        position,
+        ": remove it",
+        "",
+    )
+    # (RE2 found a match in each of these values: the fallback only guards the NOT NULL reason)
+    text = pc.fill_null(text, "contains a control or invisible character: remove it")
+    return mask, pc.replace_with_mask(reasons, pa.array(mask), text)
+
+
+def shown(values: pa.Array) -> pa.Array:
+    """Untrusted values as they may be shown and stored: escaped excerpts of at most
+    :data:`SHOWN_LENGTH` characters (:func:`receivables.text.excerpt`) that fit
+    :data:`SHOWN_WIDTH`. Values that need nothing are passed through untouched (vectorised);
+    only the others are rewritten one by one."""
+    unsafe = pc.match_substring_regex(values, _re2_class(_UNSAFE))
+    needs = _mask(pc.or_(unsafe, pc.greater(pc.utf8_length(values), SHOWN_LENGTH)))
+    if not needs.any():
+        return values
+    selected = values.take(pa.array(np.flatnonzero(needs))).to_pylist()
+    rewritten = pa.array([None if v is None else _excerpt_within(v) for v in selected], pa.string())
+    return pc.replace_with_mask(values, pa.array(needs), rewritten)
+
+
+def _excerpt_within(value: str) -> str:
+    limit = SHOWN_LENGTH
+    text = excerpt(value, limit)
+    while len(text) > SHOWN_WIDTH:  # escapes are up to 6 characters for one
+        limit //= 2
+        text = excerpt(value, limit)
+    return text
+
+
 def parse_id(values: pa.Array, column: Column) -> Parsed:
-    """Identifiers: at most ``max_length`` characters, no control characters."""
-    failures = [
+    """Identifiers: at most ``max_length`` characters (their characters are checked by
+    :func:`find_forbidden`, like every column's)."""
+    failures: list[tuple[np.ndarray, str | pa.Array]] = [
         (
             _mask(pc.greater(pc.utf8_length(values), column.max_length)),
             f"longer than {column.max_length} characters",
         ),
-        # control and format characters (incl. zero-width ones) and Unicode line separators
-        (_mask(pc.match_substring_regex(values, r"[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]")), REASON_CONTROL),
     ]
     return Parsed(values, failures)
 
@@ -175,6 +334,8 @@ def parse_amount(values: pa.Array, column: Column) -> Parsed:
     frac = pc.utf8_rtrim(frac, "0")
     present = _present(values)
     bad = present & ~_mask(pc.is_valid(parts))
+    # "5,00" or "1.234,50": a decimal comma, which would otherwise read as a malformed number
+    comma = bad & _mask(pc.match_substring_regex(values, r"^[+-]?[0-9.]*[0-9],[0-9]{1,2}$"))
     too_precise = ~bad & present & _mask(pc.greater(pc.utf8_length(frac), 2))
     too_large = ~bad & present & _mask(pc.greater(pc.utf8_length(int_part), MAX_AMOUNT_DIGITS))
     usable = pa.array(present & ~bad & ~too_precise & ~too_large)
@@ -184,7 +345,8 @@ def parse_amount(values: pa.Array, column: Column) -> Parsed:
     amount = pc.add(pc.multiply(whole, 100), cents)
     amount = pc.if_else(pc.equal(sign, "-"), pc.negate(amount), amount)
     failures: list[tuple[np.ndarray, str | pa.Array]] = [
-        (bad, REASON_AMOUNT),
+        (bad & ~comma, REASON_AMOUNT),
+        (comma, REASON_AMOUNT_COMMA),
         (too_precise, REASON_AMOUNT_SCALE),
         (too_large, REASON_AMOUNT_LARGE),
     ]
@@ -193,6 +355,34 @@ def parse_amount(values: pa.Array, column: Column) -> Parsed:
     else:
         failures.append((_mask(pc.less(amount, 0)), REASON_AMOUNT_NEGATIVE))
     return Parsed(amount, failures)
+
+
+def parse_rate(values: pa.Array, column: Column | None = None) -> Parsed:
+    """Exchange rates: a decimal number > 0 with at most ``FX_RATE_SCALE`` decimal places and
+    ``MAX_RATE_DIGITS`` integer digits, to integer units of 1e-10, exactly (never through
+    binary floating point)."""
+    parts = pc.extract_regex(values, r"^(?P<sign>[+-]?)(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]+))?$")
+    sign, int_part, frac = (parts.field(i) for i in range(3))
+    int_part = pc.utf8_ltrim(int_part, "0")
+    frac = pc.utf8_rtrim(frac, "0")
+    present = _present(values)
+    bad = present & ~_mask(pc.is_valid(parts))
+    too_precise = ~bad & present & _mask(pc.greater(pc.utf8_length(frac), FX_RATE_SCALE))
+    too_large = ~bad & present & _mask(pc.greater(pc.utf8_length(int_part), MAX_RATE_DIGITS))
+    usable = pa.array(present & ~bad & ~too_precise & ~too_large)
+    whole = pc.if_else(pc.equal(int_part, ""), "0", int_part)
+    whole = pc.if_else(usable, whole, pa.scalar(None, pa.string())).cast(pa.int64())
+    fraction = pc.utf8_rpad(frac, width=FX_RATE_SCALE, padding="0")
+    fraction = pc.if_else(usable, fraction, pa.scalar(None, pa.string())).cast(pa.int64())
+    units = pc.add(pc.multiply(whole, 10**FX_RATE_SCALE), fraction)
+    units = pc.if_else(pc.equal(sign, "-"), pc.negate(units), units)
+    failures: list[tuple[np.ndarray, str | pa.Array]] = [
+        (bad, REASON_RATE),
+        (too_precise, REASON_RATE_SCALE),
+        (too_large, REASON_RATE_LARGE),
+        (_mask(pc.less_equal(units, 0)), REASON_AMOUNT_POSITIVE),
+    ]
+    return Parsed(units, failures)
 
 
 def parse_bool(values: pa.Array, column: Column | None = None) -> Parsed:
@@ -254,9 +444,13 @@ PARSERS = {
     "locale": parse_locale,
     "timezone": parse_timezone,
     "currency": parse_currency,
+    "rate": parse_rate,
 }
 
-_ARROW_TYPES = {"date": pa.date32(), "amount": pa.int64(), "bool": pa.bool_()}
+_ARROW_TYPES = {"date": pa.date32(), "amount": pa.int64(), "bool": pa.bool_(), "rate": pa.int64()}
+#: Types whose parser accepts any character: every value is searched for forbidden ones. The
+#: other parsers accept only digits, codes or words, so only the values they refuse are.
+_FREE_TYPES = ("id", "text", "email_list")
 
 
 def staged_type(column: Column) -> pa.DataType:
@@ -268,11 +462,12 @@ def check_batch(kind: FileKind, batch: Batch) -> CheckedBatch:
     """Parse and check every row of ``batch`` as a file of ``kind``."""
     table = batch.table
     n = table.num_rows
+    file_columns = [c for c in kind.columns if not c.derived_from]
     raw = {
         c.name: table.column(c.name).combine_chunks()
         if c.name in table.column_names
         else pa.nulls(n, pa.string())
-        for c in kind.columns
+        for c in file_columns
     }
     # A line with no value at all carries nothing: it is neither read nor quarantined.
     blank = np.ones(n, dtype=bool)
@@ -283,43 +478,36 @@ def check_batch(kind: FileKind, batch: Batch) -> CheckedBatch:
         raw = {name: arr.filter(pa.array(keep)) for name, arr in raw.items()}
     row_numbers = batch.row_numbers[keep]
     count = int(keep.sum())
-    record_ids = raw[kind.id_column]
 
-    problems: list[pa.Table] = []
     held = np.zeros(count, dtype=bool)
+    found: list[tuple[np.ndarray, str, str | pa.Array]] = []
+    #: per column, the rows where one of its checks failed
+    failed: dict[str, np.ndarray] = {}
 
     def fail(mask: np.ndarray, column: str, reason: str | pa.Array) -> None:
         nonlocal held
         if not mask.any():
             return
         held |= mask
-        idx = pa.array(np.flatnonzero(mask))
-        reasons = (
-            pa.array([reason] * len(idx), pa.string())
-            if isinstance(reason, str)
-            else reason.take(idx)
-        )
-        problems.append(
-            pa.table(
-                [
-                    pa.array(row_numbers[mask]),
-                    record_ids.take(idx),
-                    pa.array([column] * len(idx), pa.string()),
-                    raw[column].take(idx),
-                    reasons,
-                ],
-                schema=PROBLEM_SCHEMA,
-            )
-        )
+        failed[column] = failed.get(column, np.zeros(count, dtype=bool)) | mask
+        found.append((mask, column, reason))
 
     staged: dict[str, pa.Array] = {}
-    for column in kind.columns:
+    for column in file_columns:
         values = raw[column.name]
         if column.required:
             fail(~_present(values), column.name, REASON_REQUIRED)
         parsed = PARSERS[column.type](values, column)
+        refused = None
+        if column.type not in _FREE_TYPES:
+            refused = np.zeros(count, dtype=bool)
+            for mask, _ in parsed.failures:
+                refused |= mask
+        forbidden, forbidden_reasons = find_forbidden(values, column, among=refused)
+        # one reason per value: the forbidden character, not the failed parse it causes
+        fail(forbidden, column.name, forbidden_reasons)
         for mask, reason in parsed.failures:
-            fail(mask, column.name, reason)
+            fail(mask & ~forbidden, column.name, reason)
         staged[column.staged_name] = parsed.values.cast(staged_type(column))
 
     for earlier, later in kind.date_order:
@@ -333,8 +521,73 @@ def check_batch(kind: FileKind, batch: Batch) -> CheckedBatch:
 
     # Held rows are staged too (so repeated ids are found even when one copy is broken), with
     # whatever parsed; they never reach the merge or the GX suite, which read good rows only.
+    # A text value that failed is staged in its shown form: no NUL reaches COPY or a text
+    # column, and a set-based check that repeats it repeats it escaped.
+    for name, mask in failed.items():
+        column = kind.column(name)
+        if staged_type(column) == pa.string():
+            staged[column.staged_name] = _rewrite(staged[column.staged_name], mask)
+    for column in kind.columns:
+        if column.derived_from:
+            staged[column.staged_name] = _derived(column, kind, raw, staged, failed)
+
+    id_column = kind.column(kind.id_column)
+    record_ids = staged[id_column.staged_name] if id_column.derived_from else raw[id_column.name]
+    problems: list[pa.Table] = []
+    for mask, column, reason in found:
+        idx = pa.array(np.flatnonzero(mask))
+        reasons = (
+            pa.array([reason] * len(idx), pa.string())
+            if isinstance(reason, str)
+            else reason.take(idx)
+        )
+        problems.append(
+            pa.table(
+                [
+                    pa.array(row_numbers[mask]),
+                    shown(record_ids.take(idx)),
+                    pa.array([column] * len(idx), pa.string()),
+                    shown(raw[column].take(idx)),
+                    reasons,
+                ],
+                schema=PROBLEM_SCHEMA,
+            )
+        )
+
     staged_table = pa.table(
-        {"row_number": pa.array(row_numbers, pa.int64()), "held": pa.array(held), **staged}
+        {
+            "row_number": pa.array(row_numbers, pa.int64()),
+            "held": pa.array(held),
+            **{c.staged_name: staged[c.staged_name] for c in kind.columns},
+        }
     )
     problem_table = pa.concat_tables(problems) if problems else PROBLEM_SCHEMA.empty_table()
     return CheckedBatch(staged=staged_table, problems=problem_table, rows_read=count)
+
+
+def _rewrite(values: pa.Array, mask: np.ndarray) -> pa.Array:
+    """``values`` with those under ``mask`` in their :func:`shown` form."""
+    selected = pa.array(mask)
+    return pc.replace_with_mask(values, selected, shown(values.filter(selected)))
+
+
+def _derived(
+    column: Column,
+    kind: FileKind,
+    raw: dict[str, pa.Array],
+    staged: dict[str, pa.Array],
+    failed: dict[str, np.ndarray],
+) -> pa.Array:
+    """A derived id: its parts joined by a space, each in canonical form where it parsed
+    (ISO dates, upper-case codes) so two spellings of one key are one id, else as written
+    (shown); null when a part is missing."""
+    parts = []
+    for name in column.derived_from:
+        part = kind.column(name)
+        value = staged[part.staged_name]
+        if value.type != pa.string():
+            text = value.cast(pa.string())
+            written = _rewrite(raw[name], failed.get(name, np.zeros(len(text), dtype=bool)))
+            value = pc.if_else(pc.is_valid(text), text, written)
+        parts.append(value)
+    return shown(pc.binary_join_element_wise(*parts, " ", null_handling="emit_null"))
