@@ -117,3 +117,72 @@ def snapshot(engine, as_of: dt.date) -> dict[str, dict]:
 def money(text: str) -> Decimal:
     """Shorthand for an exact amount."""
     return Decimal(text)
+
+
+#: The business date of the per-file ingest tests.
+INGEST_AS_OF = dt.date(2024, 3, 1)
+
+
+def drop(inbox, name: str, text: str, encoding: str = "utf-8"):
+    """Write ``text`` as the file ``name`` in ``inbox`` (bytes in ``encoding``)."""
+    path = inbox / name
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def rows(engine, table, order) -> list[dict]:
+    """Every row of ``table`` as dicts, ordered by ``order``."""
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(sa.select(table).order_by(order)).mappings()]
+
+
+def exported(engine, name: str, folder, as_of: dt.date | None = None) -> tuple[list[dict], str]:
+    """Export ``name`` to a CSV in ``folder`` through the product's code: its rows and text."""
+    import csv
+
+    from receivables.exports import export
+
+    out = folder / f"{name}.csv"
+    export(name, engine, as_of, out)
+    text = out.read_text(encoding="utf-8")
+    with out.open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f)), text
+
+
+def add_invoice(engine, invoice_id: str, customer_id: str, issue, due, amount, currency: str):
+    """One more invoice (in another currency, say) of a customer already loaded."""
+    with engine.begin() as conn:
+        conn.execute(
+            invoices.insert().values(
+                invoice_id=invoice_id,
+                customer_id=customer_id,
+                issue_date=issue,
+                due_date=due,
+                amount=Decimal(amount),
+                currency=currency,
+                disputed=False,
+                source_file_id=1,
+            )
+        )
+
+
+def add_scores(engine, customer_id: str, scored) -> None:
+    """Credit scores of ``customer_id``: ``scored`` holds (date, score, grade, pd) tuples."""
+    from receivables.warehouse.schema import credit_scores
+
+    with engine.begin() as conn:
+        conn.execute(
+            credit_scores.insert(),
+            [
+                {
+                    "as_of_date": day,
+                    "customer_id": customer_id,
+                    "model_id": 1,
+                    "score": score,
+                    "pd": pd_,
+                    "grade": grade,
+                    "reasons": "x",
+                }
+                for day, score, grade, pd_ in scored
+            ],
+        )

@@ -1,4 +1,4 @@
-"""The ``receivables`` command (CONTRACT §5): init, sample, run, export, airflow.
+"""The ``receivables`` command (docs/contract.md §5): init, sample, run, export, airflow.
 
 ``run`` drives the real DAGs through Airflow (``DAG.test()``), never a second code path.
 Airflow itself is imported only by the commands that need it, after its environment is set.
@@ -38,10 +38,13 @@ def _settings() -> Settings:
 
 
 def _engine(settings: Settings, *, existing: bool = False):
-    """The warehouse engine; with ``existing``, refuse a warehouse that was never initialised."""
+    """The warehouse engine; with ``existing``, refuse a warehouse that was never initialised.
+
+    A warehouse that cannot be opened (no such database, no server, a path that cannot be
+    created) is one line and exit code 1, never a traceback."""
     from sqlalchemy.engine import make_url
 
-    from receivables.warehouse.db import create_engine
+    from receivables.warehouse.db import WarehouseUnavailable, check_reachable, create_engine
     from receivables.warehouse.migrate import ensure_current
 
     try:
@@ -54,10 +57,11 @@ def _engine(settings: Settings, *, existing: bool = False):
                     "run `receivables init` and `receivables run` first"
                 )
         engine = create_engine(url)
+        check_reachable(engine)
         if existing:
             ensure_current(engine)
         return engine
-    except (ValueError, ConfigError, RuntimeError) as exc:
+    except (WarehouseUnavailable, ValueError, ConfigError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
 
 

@@ -52,6 +52,32 @@ def test_dag_policy(dagbag):
             assert re.fullmatch(r"[a-z]+(_[a-z]+)+", task.task_id), task.task_id
 
 
+def test_every_task_has_an_execution_timeout(dagbag):
+    """A stuck task (a file that never ends, a lock never granted) must not hold a run forever."""
+    from receivables.airflow.dag_defaults import task_timeout
+    from receivables.warehouse.locks import default_timeout_seconds
+
+    for dag_id in dagbag.dag_ids:
+        for task in dagbag.dags[dag_id].tasks:
+            assert task.execution_timeout == task_timeout(), f"{dag_id}.{task.task_id}"
+            # a task waiting for the warehouse's lock gives up, saying why, before it is killed
+            assert default_timeout_seconds() <= task.execution_timeout.total_seconds() / 2
+
+
+def test_the_task_timeout_is_configurable(monkeypatch):
+    from receivables.airflow.dag_defaults import default_args
+
+    monkeypatch.delenv("RECEIVABLES_TASK_TIMEOUT_MINUTES", raising=False)
+    # room for a million-row day (minutes), not for a task stuck for good
+    assert default_args()["execution_timeout"] == dt.timedelta(minutes=120)
+    monkeypatch.setenv("RECEIVABLES_TASK_TIMEOUT_MINUTES", "45")
+    assert default_args()["execution_timeout"] == dt.timedelta(minutes=45)
+    for bad in ("never", "0", "-5", "inf"):
+        monkeypatch.setenv("RECEIVABLES_TASK_TIMEOUT_MINUTES", bad)
+        with pytest.raises(ValueError, match="RECEIVABLES_TASK_TIMEOUT_MINUTES must be"):
+            default_args()
+
+
 def test_retries_default_to_two_outside_the_cli(monkeypatch):
     from receivables.airflow.dag_defaults import default_args
 

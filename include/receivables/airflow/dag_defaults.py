@@ -33,8 +33,31 @@ def timetable(variable: str, default: str):
     return CronTriggerTimetable(cron, timezone=TIMEZONE)
 
 
+#: Minutes a task may run before Airflow stops it (a stuck task must not hold a run forever).
+#: A million-row day takes minutes; a task that waits for the warehouse's writer lock gives
+#: up long before this (see ``receivables.warehouse.locks``).
+DEFAULT_TASK_TIMEOUT_MINUTES = 120
+
+
+def task_timeout() -> dt.timedelta:
+    """Every task's ``execution_timeout``: ``RECEIVABLES_TASK_TIMEOUT_MINUTES`` (default 120)."""
+    text = (os.environ.get("RECEIVABLES_TASK_TIMEOUT_MINUTES") or "").strip()
+    if not text:
+        return dt.timedelta(minutes=DEFAULT_TASK_TIMEOUT_MINUTES)
+    try:
+        minutes = float(text)
+    except ValueError:
+        minutes = -1.0
+    if not 0 < minutes < float("inf"):
+        raise ValueError(
+            f"RECEIVABLES_TASK_TIMEOUT_MINUTES must be a positive number of minutes, not {text!r}"
+        )
+    return dt.timedelta(minutes=minutes)
+
+
 def default_args() -> dict:
-    """``default_args`` of every DAG: the owner, retries and the alert on failure."""
+    """``default_args`` of every DAG: the owner, retries, the task timeout and the alert on
+    failure."""
     from receivables.airflow.callbacks import alert_on_failure
 
     return {
@@ -42,5 +65,6 @@ def default_args() -> dict:
         "retries": int(os.environ.get("RECEIVABLES_TASK_RETRIES", "2")),
         "retry_delay": dt.timedelta(seconds=30),
         "retry_exponential_backoff": True,
+        "execution_timeout": task_timeout(),
         "on_failure_callback": alert_on_failure,
     }

@@ -1,19 +1,30 @@
 """The staging table of one file: bulk load, set-based checks in SQL, and the atomic merge.
 
-Each kind has one staging table, ``stg_ingest_<kind>`` (files are loaded one at a time: the
-DAG runs the per-file tasks in sequence). It holds every non-blank row of the file — good rows
-and held-back rows alike, so repeated ids are found even when one copy is broken — with the
-row number, a ``held`` flag and the parsed values. On PostgreSQL it is UNLOGGED and filled with
-``COPY``; on SQLite it is filled with ``executemany``.
+Each attempt at loading a file gets a staging table of its own, ``stg_ingest_<kind>_<attempt>``
+(a random id), so what a crashed attempt left behind never collides with the next one; such
+leftovers are dropped by :func:`drop_leftovers` at the start of the next ingest, which holds the
+warehouse's writer lock (so no other attempt can be using them). The table holds every
+non-blank row of the file — good rows and held-back rows alike, so repeated ids are found even
+when one copy is broken — with the row number, a ``held`` flag and the parsed values. On
+PostgreSQL it is UNLOGGED and filled with ``COPY``; on SQLite it is filled with ``executemany``.
+
+The view of the good rows that Great Expectations validates keeps one name per kind,
+``stg_ingest_<kind>_good``: GX registers the view once, by name, as a table asset of its
+project. Each attempt replaces it, under the writer lock.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import queue
+import re
 import threading
 import time
-from dataclasses import dataclass
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -27,16 +38,20 @@ from receivables.warehouse.bulk import write_arrow
 
 log = logging.getLogger(__name__)
 
-_SQL_TYPES = {"date": sa.Date, "amount": sa.BigInteger, "bool": sa.Boolean}
+_SQL_TYPES = {"date": sa.Date, "amount": sa.BigInteger, "bool": sa.Boolean, "rate": sa.BigInteger}
+
+
+#: Every staging table and view starts with this.
+PREFIX = "stg_ingest_"
 
 
 def staging_name(kind: FileKind) -> str:
-    """The staging table of ``kind``."""
-    return f"stg_ingest_{kind.name}"
+    """The prefix of ``kind``'s staging tables (each attempt adds its own id)."""
+    return f"{PREFIX}{kind.name}"
 
 
-def staging_table(kind: FileKind, dialect: str) -> sa.Table:
-    """The staging table definition for ``kind``."""
+def staging_table(kind: FileKind, dialect: str, name: str | None = None) -> sa.Table:
+    """The staging table definition for ``kind`` (named ``name``, default the kind's prefix)."""
     # SQLite joins through indexes (row_number as the rowid, ids indexed after the load);
     # PostgreSQL hash-joins a freshly ANALYZEd table faster than it could build the indexes.
     key = dialect == "sqlite"
@@ -53,7 +68,26 @@ def staging_table(kind: FileKind, dialect: str) -> sa.Table:
     for column in kind.columns:
         columns.append(sa.Column(column.staged_name, _SQL_TYPES.get(column.type, sa.Text)()))
     prefixes = ["UNLOGGED"] if dialect == "postgresql" else []
-    return sa.Table(staging_name(kind), sa.MetaData(), *columns, prefixes=prefixes)
+    return sa.Table(name or staging_name(kind), sa.MetaData(), *columns, prefixes=prefixes)
+
+
+def drop_leftovers(engine: Engine) -> list[str]:
+    """Drop every staging table and view (what crashed attempts left); return their names.
+
+    Only safe while holding the warehouse's writer lock: no other attempt is loading then.
+    """
+    inspector = sa.inspect(engine)
+    views = [v for v in inspector.get_view_names() if v.startswith(PREFIX)]
+    tables = [t for t in inspector.get_table_names() if t.startswith(PREFIX)]
+    if views or tables:
+        preparer = engine.dialect.identifier_preparer
+        with engine.begin() as conn:
+            for view in views:  # first: on PostgreSQL a view keeps its table from being dropped
+                conn.exec_driver_sql(f"DROP VIEW IF EXISTS {preparer.quote(view)}")
+            for table in tables:
+                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {preparer.quote(table)}")
+        log.info("dropped staging left by earlier attempts: %s", ", ".join(views + tables))
+    return views + tables
 
 
 @dataclass
@@ -62,10 +96,13 @@ class Staging:
 
     engine: Engine
     kind: FileKind
+    #: this attempt's id: part of the table's name
+    attempt: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
 
     def __post_init__(self) -> None:
         self.dialect = self.engine.dialect.name
-        self.table = staging_table(self.kind, self.dialect)
+        name = f"{staging_name(self.kind)}_{self.attempt}"
+        self.table = staging_table(self.kind, self.dialect, name)
         self.name = self.table.name
 
     @property
@@ -73,20 +110,20 @@ class Staging:
         """A view of the rows that passed every check: what GX validates and the merge loads.
 
         (A view rather than a query: GX reads a view's column types from the catalogue, but
-        runs a query to learn them.)"""
-        return f"{self.name}_good"
+        runs a query to learn them.) One name per kind: see the module's docstring."""
+        return f"{staging_name(self.kind)}_good"
 
     def reset(self) -> None:
-        """Drop what a crashed attempt may have left; create an empty staging table and view."""
-        self.drop()
+        """Create this attempt's empty staging table and (re)point the good-rows view at it."""
         with self.engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP VIEW IF EXISTS {self.good_rows_view}")
             self.table.create(conn)
             conn.exec_driver_sql(
                 f"CREATE VIEW {self.good_rows_view} AS SELECT * FROM {self.name} WHERE NOT held"
             )
 
     def drop(self) -> None:
-        """Drop the staging table and its view."""
+        """Drop the staging table and the good-rows view (it shows this attempt's rows)."""
         with self.engine.begin() as conn:
             conn.exec_driver_sql(f"DROP VIEW IF EXISTS {self.good_rows_view}")
             self.table.drop(conn, checkfirst=True)
@@ -112,8 +149,10 @@ class Staging:
                         f"CREATE INDEX ix_{self.name}_{column.name} ON {self.name} ({column.name})"
                     )
 
-    def run_checks(self) -> pa.Table:
-        """Run the set-based checks; hold back the rows they name; return their problems."""
+    def run_checks(self, params: Mapping[str, Any] | None = None) -> pa.Table:
+        """Run the set-based checks; hold back the rows they name; return their problems.
+
+        ``params`` are bound in the checks that name them (e.g. ``:reporting_currency``)."""
         found: list[pa.Table] = []
         checks = [("ingest/check_duplicates.sql", {"id": self.kind.id_column})]
         own = f"ingest/checks_{self.kind.name}.sql"  # checks against the warehouse, if any
@@ -122,14 +161,20 @@ class Staging:
         for template, context in checks:
             for statement in sqlfiles.render(template, self.dialect, stg=self.name, **context):
                 started = time.perf_counter()
+                used = {
+                    k: v
+                    for k, v in (params or {}).items()
+                    if re.search(rf"(?<!:):{k}\b", statement)
+                }
                 with self.engine.begin() as conn:
-                    rows = conn.execute(sa.text(statement)).all()
+                    rows = conn.execute(sa.text(statement), used).all()
                     if rows:
                         conn.execute(
                             sa.text(
                                 f"UPDATE {self.name} SET held = true WHERE row_number IN "
                                 f"(SELECT row_number FROM ({statement}) AS problems)"
-                            )
+                            ),
+                            used,
                         )
                 log.debug(
                     "%s: check %s found %d problem(s) in %.2f s",
@@ -158,6 +203,20 @@ class Staging:
             ).one()
         return int(total), int(held)
 
+    def earliest_date(self, conn: Connection) -> dt.date | None:
+        """The earliest business date whose ledger the good rows change (``sql/ingest/
+        earliest_<kind>.sql``, for kinds with dated rows; else None). Run before the merge,
+        inside its transaction: a corrected row counts from the earlier of its old and new
+        dates."""
+        name = f"ingest/earliest_{self.kind.name}.sql"
+        if not (SQL_DIR / name).exists():
+            return None
+        (result,) = sqlfiles.execute(conn, name, stg=self.name)
+        value = result.scalar()
+        if isinstance(value, str):  # SQLite keeps dates as ISO text
+            return dt.date.fromisoformat(value)
+        return value
+
     def merge(self, conn: Connection, file_id: int, defaults: dict[str, str]) -> int:
         """Upsert the good rows into the warehouse inside ``conn``'s transaction; return rows
         written (updated + inserted)."""
@@ -184,13 +243,17 @@ class StagingLoader:
         self._thread.start()
 
     def _write(self) -> None:
+        closed = False  # close()'s None was taken: nothing more will be queued
         try:
             with self._staging.engine.begin() as conn:
                 while (staged := self._batches.get()) is not None:
                     self._staging.write(conn, staged)
+                closed = True
         except BaseException as exc:  # re-raised in the caller's thread by put() / close()
             self._failure = exc
-            while self._batches.get() is not None:  # keep draining so put() never blocks
+            # Keep draining so put() never blocks, until close()'s None; but when the failure
+            # is the COMMIT after that None, waiting for another would never end.
+            while not closed and self._batches.get() is not None:
                 pass
 
     def put(self, staged: pa.Table) -> None:

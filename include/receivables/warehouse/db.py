@@ -3,10 +3,39 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
+
+#: Seconds to wait for a PostgreSQL server to answer a new connection (unless the URL says).
+CONNECT_TIMEOUT_SECONDS = 30
+
+_SERVER_PREFIXES = re.compile(r"^(connection failed: )?(.*?FATAL:\s+)?")
+
+
+class WarehouseUnavailable(RuntimeError):
+    """The warehouse cannot be opened: no such database, no server, a path that cannot be
+    created. The message is one line: the URL (password hidden) and the server's own words."""
+
+
+def _first_words(exc: BaseException) -> str:
+    """The driver's or server's own first line, without the driver's wrapping."""
+    cause = getattr(exc, "orig", None) or exc
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror + (f": {cause.filename}" if cause.filename else "")
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    return _SERVER_PREFIXES.sub("", lines[0]) if lines else type(cause).__name__
+
+
+def unavailable(
+    url: str | URL, exc: BaseException, words: str | None = None
+) -> WarehouseUnavailable:
+    """The one-line error for a warehouse at ``url`` that ``exc`` kept from opening (``words``
+    say why; by default the driver's or server's own first line)."""
+    words = _first_words(exc) if words is None else words
+    return WarehouseUnavailable(f"cannot open the warehouse {redact(url)}: {words}")
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -34,7 +63,15 @@ def create_engine(url: str | URL, **kwargs) -> Engine:
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(parsed.database).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except (FileExistsError, NotADirectoryError) as exc:
+                words = f"cannot create the folder {folder}: a file is in the way"
+                raise unavailable(parsed, exc, words) from None
+            except OSError as exc:
+                words = f"cannot create the folder {folder}: {exc.strerror or exc}"
+                raise unavailable(parsed, exc, words) from None
         engine = sa.create_engine(parsed, connect_args={"timeout": 60}, **kwargs)
 
         @sa.event.listens_for(engine, "connect")
@@ -46,7 +83,11 @@ def create_engine(url: str | URL, **kwargs) -> Engine:
             cursor.close()
 
         return engine
-    engine = sa.create_engine(parsed, pool_pre_ping=True, **kwargs)
+    connect_args = kwargs.pop("connect_args", {})
+    if "connect_timeout" not in parsed.query:
+        # an unroutable host would otherwise hang every task until the TCP stack gives up
+        connect_args.setdefault("connect_timeout", CONNECT_TIMEOUT_SECONDS)
+    engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args, **kwargs)
     work_mem = os.environ.get("RECEIVABLES_PG_WORK_MEM", "64MB")
 
     @sa.event.listens_for(engine, "connect")
@@ -59,6 +100,15 @@ def create_engine(url: str | URL, **kwargs) -> Engine:
         dbapi_connection.commit()
 
     return engine
+
+
+def check_reachable(engine: Engine) -> None:
+    """Connect once; raise :class:`WarehouseUnavailable` (one line) when that fails."""
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except (sa.exc.OperationalError, sa.exc.InterfaceError, OSError) as exc:
+        raise unavailable(engine.url, exc) from None
 
 
 def refresh_statistics(engine: Engine, *tables: str) -> None:
