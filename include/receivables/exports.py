@@ -1,20 +1,36 @@
-"""``receivables export NAME --as-of DATE --out FILE.csv`` (CONTRACT §5), streamed to CSV.
+"""``receivables export NAME --as-of DATE --out FILE.csv`` (docs/contract.md §5), streamed to CSV.
 
 Each export is a query with the contract's columns first (more may follow). Money is written
 exactly as stored (two decimals), dates as ISO ``YYYY-MM-DD``, UTF-8 without a byte-order mark.
+
+Exports are opened in spreadsheets, and their text comes from ledger files that other systems
+(or hostile hands) wrote. Every text cell is therefore made inert (:func:`safe_cell`): a cell a
+spreadsheet would evaluate as a formula (first character ``=``, ``+``, ``-``, ``@``, their
+full-width forms, tab or carriage return, possibly after spaces) is prefixed with ``'`` unless it
+is a plain number such as ``-12.50``, ``+3``, ``-1,000.00`` or ``-1e-3``; control and
+bidirectional characters are written as ``\\xNN`` / ``\\uNNNN``; a value longer than
+:data:`CELL_LIMIT` characters is cut and says its length. Numbers, dates and booleans the warehouse
+holds as such are written by this module and left as they are. The work is column by column on
+batches of rows: Arrow finds the few cells that need it, and only those are rewritten in Python.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from decimal import Decimal
+from itertools import repeat
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from receivables.text import BIDI_CONTROLS, CONTROL_CHARACTERS, LINE_SEPARATORS, escape_controls
 from receivables.warehouse.schema import (
     aging_runs,
     aging_snapshots,
@@ -63,7 +79,7 @@ def _aging(engine: Engine, as_of: dt.date | None) -> sa.Select:
 
 
 def _rejects(engine: Engine, as_of: dt.date | None) -> sa.Select:
-    """Every refusal ever (CONTRACT §5): quarantined rows, then files refused whole."""
+    """Every refusal ever (docs/contract.md §5): quarantined rows, then files refused whole."""
     f, q = ingested_files, quarantined_rows
     rows = sa.select(
         f.c.file_name.label("file"),
@@ -129,6 +145,7 @@ def _scores(engine: Engine, as_of: dt.date | None) -> sa.Select:
             s.c.pd,
             s.c.model_id,
             s.c.as_of_date,
+            s.c.basis,
         )
         .where(s.c.as_of_date == as_of)
         .order_by(s.c.customer_id)
@@ -166,22 +183,158 @@ EXPORTS: dict[str, Callable[[Engine, dt.date | None], sa.Select]] = {
 }
 
 
-def _text(value: object) -> str:
+#: Rows converted and written at a time: few enough that a batch is gone before the garbage
+#: collector promotes it, enough for Arrow's column-wise work to pay.
+BATCH_ROWS = 1_000
+#: Longest text written whole: longer values are cut to this many characters and say how long
+#: they were (a quarantined megabyte is evidence enough in its first thousand characters).
+CELL_LIMIT = 1_000
+#: First characters that make a spreadsheet evaluate a cell (ASCII and full-width forms).
+FORMULA_STARTS = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+#: White space some spreadsheets trim on import before they look at the first character.
+LEADING_SPACES = (" ", "\t", "\r", "\u00a0", "\u3000")
+
+_FORMULA = re.compile(
+    "[\t\r]|[{}]*[{}]".format(
+        re.escape("".join(LEADING_SPACES)), re.escape("".join(FORMULA_STARTS))
+    )
+)
+# A plain number is data, not a formula: optional sign, digits (with thousands separators or
+# without), optional decimals and exponent. Nothing else, not even a space, may follow.
+_PLAIN_NUMBER = re.compile(
+    r"[+-]?(?:(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+)
+
+
+def _re2_class(characters: str, ranges: bool) -> str:
+    """A character class for Arrow's RE2, every character written as ``\\x{hex}``."""
+    parts = ("-" if ranges and c == "-" else f"\\x{{{ord(c):x}}}" for c in characters)
+    return "[" + "".join(parts) + "]"
+
+
+# The cells safe_cell() may change, found by Arrow: a superset of what it changes (a plain
+# number starting with a sign is flagged too, and left as it is by safe_cell).
+_FLAG = "|".join(
+    (
+        "^[\\t\\r]",
+        "^"
+        + _re2_class("".join(LEADING_SPACES), ranges=False)
+        + "*"
+        + _re2_class("".join(FORMULA_STARTS), ranges=False),
+        _re2_class(CONTROL_CHARACTERS + BIDI_CONTROLS + LINE_SEPARATORS, ranges=True),
+    )
+)
+
+
+def safe_cell(value: str) -> str:
+    r"""``value`` as a spreadsheet cell that is shown, never evaluated.
+
+    A formula is prefixed with ``'`` (a plain number is not a formula and stays a number),
+    control and bidirectional characters are escaped, and a value over :data:`CELL_LIMIT`
+    characters is cut and says its length:
+
+    >>> safe_cell('=HYPERLINK("http://x","y")')
+    '\'=HYPERLINK("http://x","y")'
+    >>> safe_cell("-12.50"), safe_cell("-2+3"), safe_cell("a\nb")
+    ('-12.50', "'-2+3", 'a\\x0ab')
+    """
+    length = len(value)
+    kept = value[:CELL_LIMIT]
+    formula = _FORMULA.match(kept) is not None and not (
+        length <= CELL_LIMIT and _PLAIN_NUMBER.fullmatch(kept)
+    )
+    shown = ("'" if formula else "") + escape_controls(kept)
+    if length > CELL_LIMIT:
+        shown += f"…[cut: {length:,} characters]"
+    return shown
+
+
+def safe_cells(values: Sequence[str | None]) -> list[str]:
+    """:func:`safe_cell` of every value (``None`` written empty), vectorised.
+
+    Arrow finds the cells that may need a change in one pass over the column; only those go
+    through Python.
+    """
+    out = ["" if v is None else v for v in values] if None in values else list(values)
+    if not out:
+        return out
+    array = pa.array(values, pa.large_string())
+    flagged = pc.or_(
+        pc.match_substring_regex(array, _FLAG),
+        pc.greater(pc.utf8_length(array), CELL_LIMIT),
+    ).fill_null(False)
+    for i in np.flatnonzero(flagged.to_numpy(zero_copy_only=False)).tolist():
+        out[i] = safe_cell(out[i])
+    return out
+
+
+def _float_text(value: float) -> str:
+    return repr(round(value, 8))
+
+
+def _bool_text(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _cell(value: object) -> str:
+    """One cell of any type (the fallback for a column whose values differ in type)."""
     if value is None:
         return ""
     if isinstance(value, bool):
-        return "true" if value else "false"
+        return _bool_text(value)
     if isinstance(value, Decimal):
         return format(value, "f")
     if isinstance(value, float):
-        return repr(round(value, 8))
+        return _float_text(value)
     if isinstance(value, dt.date):
         return value.isoformat()
-    return str(value)
+    if isinstance(value, int):
+        return str(value)
+    return safe_cell(str(value))
+
+
+# Values the warehouse holds as numbers, dates and booleans, written by this module as they
+# are: nothing in them can come from a file's text.
+_WRITERS: dict[type, Callable[[object], str]] = {
+    bool: _bool_text,
+    int: str,
+    float: _float_text,
+    Decimal: lambda value: format(value, "f"),
+    dt.date: dt.date.isoformat,
+    dt.datetime: dt.datetime.isoformat,
+}
+
+
+def _column_text(values: Sequence[object]) -> list[str]:
+    """One batch of one column as CSV text, converted column-wise."""
+    kinds = set(map(type, values))
+    kinds.discard(type(None))
+    if not kinds:
+        return [""] * len(values)
+    if kinds == {str}:
+        return safe_cells(values)
+    if len(kinds) == 1:
+        (kind,) = kinds
+        if kind is dt.date:
+            # a column holds few distinct days: each is formatted once
+            names = {v: "" if v is None else v.isoformat() for v in set(values)}
+            return list(map(names.__getitem__, values))
+        if kind is Decimal and None not in values:
+            return list(map(Decimal.__format__, values, repeat("f")))
+        write = _WRITERS.get(kind)
+        if write is not None:
+            if None not in values:
+                return list(map(write, values))
+            return ["" if v is None else write(v) for v in values]
+    return [_cell(v) for v in values]
 
 
 def export(name: str, engine: Engine, as_of: dt.date | None, out: Path) -> int:
-    """Write export ``name`` to ``out``; return the number of data rows written."""
+    """Write export ``name`` to ``out``; return the number of data rows written.
+
+    Every text cell goes through :func:`safe_cell` (see the module's docstring); the columns and
+    their order are the contract's.
+    """
     if name not in EXPORTS:
         raise ExportError(f"unknown export {name!r}: expected one of {', '.join(sorted(EXPORTS))}")
     query = EXPORTS[name](engine, as_of)
@@ -192,8 +345,15 @@ def export(name: str, engine: Engine, as_of: dt.date | None, out: Path) -> int:
         result = conn.execution_options(stream_results=True, yield_per=10_000).execute(query)
         writer = csv.writer(f)
         writer.writerow(result.keys())
-        for row in result:
-            writer.writerow([_text(v) for v in row])
-            count += 1
+        for rows in result.partitions(BATCH_ROWS):
+            count += len(rows)
+            values = list(zip(*rows, strict=True))
+            # Row objects are tracked by the garbage collector: freed now, they do not live long
+            # enough to be promoted and rescanned (measured: 1M rows in batches of 10,000 took
+            # 2.3 s longer to fetch than row by row, in batches of 1,000 0.4 s)
+            rows.clear()
+            columns = [_column_text(column) for column in values]
+            del values
+            writer.writerows(zip(*columns, strict=True))
     temporary.replace(out)
     return count

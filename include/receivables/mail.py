@@ -1,8 +1,9 @@
 """Outgoing email: one message, one idempotency key, at most one delivery.
 
-Until a SendGrid connection is configured (CONTRACT §2), messages are written as ``.eml`` files
-to ``$RECEIVABLES_HOME/outbox/``. The file name is the message's key, and a message whose key
-is already there is not written again: a retried task never sends the same message twice.
+Until a SendGrid connection is configured (docs/contract.md §2), messages are written as
+``.eml`` files to ``$RECEIVABLES_HOME/outbox/``. The file name is the message's key, and a
+message whose key is already there is not written again: a retried task never sends the same
+message twice.
 """
 
 from __future__ import annotations
@@ -11,10 +12,17 @@ import hashlib
 import logging
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid, parseaddr
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from receivables.render import render_email
+
+if TYPE_CHECKING:
+    from receivables.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +100,34 @@ class FileOutbox:
         return Delivery("sent", str(target))
 
 
-def outbox_for(settings) -> FileOutbox:
+def outbox_for(settings: Settings) -> FileOutbox:
     """Where ``settings`` send email: the file outbox until SendGrid is configured."""
     return FileOutbox(settings.outbox_dir, settings.mail_from)
+
+
+def send_once(
+    settings: Settings,
+    key: str,
+    template: str,
+    to: Iterable[str],
+    category: str,
+    **context: Any,
+) -> Delivery:
+    """Render the email ``template`` (``subject.txt``, ``body.txt``, ``body.html`` under
+    ``include/templates/<template>/``) with ``context`` and send it once under ``key``.
+
+    A second call with the same key, from a retry or a re-run, sends nothing and returns a
+    ``duplicate`` delivery. Every value the templates print is made one line (see
+    :mod:`receivables.render`), so ledger text in ``context`` cannot forge lines or headers.
+    """
+    subject, text, html = render_email(template, **context)
+    return outbox_for(settings).send(
+        OutboundEmail(
+            key=key,
+            to=tuple(to),
+            subject=subject,
+            text=text,
+            html=html,
+            category=category,
+        )
+    )

@@ -11,8 +11,7 @@ log = logging.getLogger(__name__)
 def alert_on_failure(context: dict[str, Any]) -> None:
     """``on_failure_callback`` of every task: one email per failed task instance and try."""
     from receivables.airflow.context import resolve_as_of, settings
-    from receivables.mail import OutboundEmail, outbox_for
-    from receivables.render import render_email
+    from receivables.mail import send_once
 
     try:
         current = settings()
@@ -34,7 +33,6 @@ def alert_on_failure(context: dict[str, Any]) -> None:
             "error": f"{type(error).__name__}: {first_line}" if error else "unknown",
             "log_url": getattr(ti, "log_url", "") or "",
         }
-        subject, text, html = render_email("ops/task_failure", **facts)
         key = "/".join(
             str(part)
             for part in (
@@ -46,16 +44,7 @@ def alert_on_failure(context: dict[str, Any]) -> None:
                 facts["try_number"],
             )
         )
-        outbox_for(current).send(
-            OutboundEmail(
-                key=key,
-                to=current.alert_emails,
-                subject=subject,
-                text=text,
-                html=html,
-                category="alert",
-            )
-        )
+        send_once(current, key, "ops/task_failure", current.alert_emails, "alert", **facts)
     except Exception:
         # A broken alert must not hide the task's own failure: log it loudly instead.
         log.exception("could not send the failure alert")
