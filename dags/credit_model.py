@@ -40,9 +40,10 @@ from receivables.airflow import dag_defaults
 def credit_model():
     @task
     def train_credit_model() -> dict:
+        from receivables import jobs
         from receivables.airflow.runtime import run_step
 
-        return run_step("train_credit_model")
+        return run_step(jobs.train_credit_model)
 
     train_credit_model()
 

@@ -2,12 +2,13 @@
 ### receivables_risk — aging, classification, provisions, credit scores, warnings, digest
 
 **Runs** when `ledger_ingest` publishes the `ledger` asset, for the `as_of_date` its event
-carries (or for the logical date of a manual run). Each step replaces that date's rows, so a
-re-run is idempotent.
+carries (or for the logical date of a manual run). When events of several dates queued up while
+a run was busy, the next run processes every one of those dates, oldest first. Each step
+replaces its date's rows, so a re-run is idempotent.
 
 **Writes**
 - `aging_snapshots`: per open invoice its outstanding amount, days past due, aging bucket and
-  five-category risk class (CONTRACT §5; `sql/aging_snapshot.sql`);
+  five-category risk class (docs/contract.md §5; `sql/aging_snapshot.sql`);
 - `customer_risk_classes`: each customer's worst class, and whether more than 10 % of its
   outstanding is substandard or worse (then all its receivables are at least substandard);
 - `roll_rates` (month-end to month-end matrices, kept as history), `provision_rates` (IFRS 9
@@ -19,8 +20,8 @@ re-run is idempotent.
 **Sends** the risk team's daily digest (new warnings by severity, grade movers, provision
 change), once per date; the failure alert to the data engineers.
 
-**Publishes** the `risk` asset (its event carries `as_of_date`) once the warnings are written,
-for the collection and legal DAGs.
+**Publishes** the `risk` asset (its event carries `as_of_dates` and the latest as `as_of_date`)
+once the warnings are written, for the collection and legal DAGs.
 """
 
 from __future__ import annotations
@@ -45,27 +46,31 @@ from receivables.airflow import assets, dag_defaults
 def receivables_risk():
     @task
     def compute_aging_snapshot() -> dict:
+        from receivables import jobs
         from receivables.airflow.runtime import run_step
 
-        return run_step("compute_aging")
+        return run_step(jobs.compute_aging)
 
     @task
     def classify_customers() -> dict:
+        from receivables import jobs
         from receivables.airflow.runtime import run_step
 
-        return run_step("classify_customers")
+        return run_step(jobs.classify_customers)
 
     @task
     def compute_provisions() -> dict:
+        from receivables import jobs
         from receivables.airflow.runtime import run_step
 
-        return run_step("compute_provisions")
+        return run_step(jobs.compute_provisions)
 
     @task
     def score_customers() -> dict:
+        from receivables import jobs
         from receivables.airflow.runtime import run_step
 
-        return run_step("score_customers")
+        return run_step(jobs.score_customers)
 
     @task(outlets=[assets.RISK])
     def raise_risk_warnings() -> dict:
@@ -75,9 +80,10 @@ def receivables_risk():
 
     @task
     def send_risk_digest() -> dict:
+        from receivables import jobs
         from receivables.airflow.runtime import run_step
 
-        return run_step("send_risk_digest")
+        return run_step(jobs.send_risk_digest)
 
     chain(
         compute_aging_snapshot(),

@@ -1,4 +1,4 @@
--- The aging snapshot for one as-of date (CONTRACT §5), replaced whole so a re-run is idempotent.
+-- The aging snapshot for one as-of date (docs/contract.md §5), replaced whole so a re-run is idempotent.
 -- outstanding = amount - payments with paid_date <= as_of; days_past_due = as_of - due_date when
 -- positive, else 0; one row per invoice issued on or before as_of with outstanding > 0.
 -- Buckets and risk classes are rendered from the validated policy (receivables.config).
@@ -11,16 +11,8 @@ INSERT INTO aging_snapshots (
 SELECT {{ date_param('as_of') }},
        a.invoice_id, a.customer_id, a.currency, a.amount, a.paid, a.amount - a.paid,
        a.issue_date, a.due_date, a.days_past_due,
-       CASE
-{%- for band in buckets %}
-    {%- if band.max_days is none %} ELSE '{{ band.name }}'
-    {%- else %} WHEN a.days_past_due <= {{ band.max_days }} THEN '{{ band.name }}'{% endif %}
-{%- endfor %} END,
-       CASE
-{%- for band in risk_classes %}
-    {%- if band.max_days is none %} ELSE '{{ band.name }}'
-    {%- else %} WHEN a.days_past_due <= {{ band.max_days }} THEN '{{ band.name }}'{% endif %}
-{%- endfor %} END,
+       {{ band_case('a.days_past_due', buckets) }},
+       {{ band_case('a.days_past_due', risk_classes) }},
        a.disputed
 FROM (
     SELECT i.invoice_id, i.customer_id, i.currency, i.amount, i.issue_date, i.due_date,

@@ -1,4 +1,6 @@
-"""Aging: outstanding, days past due, bucket and five-category class per invoice (CONTRACT §5).
+"""Aging: outstanding, days past due, bucket and five-category class per invoice.
+
+Definitions: docs/contract.md §5.
 
 The snapshot is computed set-based by ``sql/aging_snapshot.sql`` on the warehouse's own engine
 and replaces the date's rows, so a re-run is idempotent. The pure functions here state the same
@@ -14,13 +16,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from receivables.config import AgingPolicy, Band
 from receivables.warehouse import sqlfiles
 from receivables.warehouse.db import refresh_statistics
-from receivables.warehouse.schema import aging_runs, aging_snapshots
+from receivables.warehouse.schema import aging_runs, aging_snapshots, ingested_files
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +33,21 @@ def days_past_due(as_of: dt.date, due_date: dt.date) -> int:
     return max((as_of - due_date).days, 0)
 
 
+def band_index(days, bands: list[Band]):
+    """Index in ``bands`` of the band holding each number of days past due (an int, or a numpy
+    array of them): the one lookup of buckets and classes in Python (SQL uses the
+    ``band_case`` macro of :mod:`receivables.warehouse.sqlfiles`)."""
+    values = np.asarray(days)
+    if (values < 0).any():
+        raise ValueError(f"days past due cannot be negative: {days}")
+    upper = np.asarray([b.max_days for b in bands if b.max_days is not None])
+    index = np.searchsorted(upper, values, side="left")
+    return int(index) if index.ndim == 0 else index
+
+
 def band_for(days: int, bands: list[Band]) -> str:
     """The name of the band that holds ``days`` days past due."""
-    if days < 0:
-        raise ValueError(f"days past due cannot be negative: {days}")
-    for band in bands:
-        if band.max_days is None or days <= band.max_days:
-            return band.name
-    raise AssertionError("bands are validated to be open-ended")
+    return bands[band_index(days, bands)].name
 
 
 @dataclass(frozen=True)
@@ -121,6 +131,13 @@ def compute_snapshot(
     ``summary`` is false: snapshots computed only as history need no totals)."""
     started = time.monotonic()
     with engine.begin() as conn:
+        # read before the snapshot: a load committing meanwhile makes it look stale (and be
+        # recomputed once), never fresh
+        ledger_file_id = conn.execute(
+            sa.select(sa.func.max(ingested_files.c.file_id)).where(
+                ingested_files.c.status == "loaded"
+            )
+        ).scalar()
         sqlfiles.execute(
             conn,
             "aging_snapshot.sql",
@@ -135,7 +152,10 @@ def compute_snapshot(
         conn.execute(aging_runs.delete().where(aging_runs.c.as_of_date == as_of))
         conn.execute(
             aging_runs.insert().values(
-                as_of_date=as_of, open_invoices=open_invoices, computed_at=dt.datetime.now(dt.UTC)
+                as_of_date=as_of,
+                open_invoices=open_invoices,
+                ledger_file_id=ledger_file_id,
+                computed_at=dt.datetime.now(dt.UTC),
             )
         )
     refresh_statistics(engine, "aging_snapshots")
@@ -152,6 +172,51 @@ def compute_snapshot(
         seconds,
     )
     return totals
+
+
+def stale_or_missing(engine: Engine, dates: Iterable[dt.date]) -> list[dt.date]:
+    """Those of ``dates`` whose snapshot was never computed, or was computed before a load that
+    changed the ledger on or before its date (a back-dated payment, a corrected invoice: see
+    ``ingested_files.earliest_date``). History follows the ledger, not the order of the loads."""
+    wanted = sorted(set(dates))
+    if not wanted:
+        return []
+    r, f = aging_runs, ingested_files
+    newer_load = (
+        sa.select(f.c.file_id)
+        .where(
+            f.c.status == "loaded",
+            f.c.file_id > sa.func.coalesce(r.c.ledger_file_id, 0),
+            f.c.earliest_date <= r.c.as_of_date,
+        )
+        .exists()
+    )
+    fresh: set[dt.date] = set()
+    with engine.connect() as conn:
+        for chunk in range(0, len(wanted), 500):
+            part = wanted[chunk : chunk + 500]
+            fresh.update(
+                conn.execute(
+                    sa.select(r.c.as_of_date).where(r.c.as_of_date.in_(part), ~newer_load)
+                ).scalars()
+            )
+    return [d for d in wanted if d not in fresh]
+
+
+def ensure_snapshots(
+    engine: Engine, dates: Iterable[dt.date], policy: AgingPolicy
+) -> list[dt.date]:
+    """Compute the snapshot of every date in ``dates`` that is missing or stale; return them."""
+    redo = stale_or_missing(engine, dates)
+    for day in redo:
+        compute_snapshot(engine, day, policy, summary=False)
+    if redo:
+        log.info(
+            "computed %d aging snapshot(s) that were missing or older than the ledger: %s",
+            len(redo),
+            ", ".join(d.isoformat() for d in redo),
+        )
+    return redo
 
 
 def summarise(engine: Engine, as_of: dt.date, seconds: float = 0.0) -> AgingSummary:

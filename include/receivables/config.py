@@ -1,4 +1,4 @@
-"""Configuration: where state lives (environment, CONTRACT §2) and the business policy.
+"""Configuration: where state lives (environment, docs/contract.md §2) and the business policy.
 
 Two kinds of settings:
 
@@ -6,7 +6,7 @@ Two kinds of settings:
   ``RECEIVABLES_INBOX`` and a few optional variables, read when asked for (never at import time,
   so tests and the CLI can change them).
 * :class:`Policy` — thresholds that management may change (aging buckets, the five-category
-  classification). Defaults follow CONTRACT §5 and DOMAIN.md; a TOML file named by
+  classification). Defaults follow docs/contract.md §5 and docs/formulas.md; a TOML file named by
   ``RECEIVABLES_CONFIG`` overrides them. Every value is validated when loaded, and a bad one is
   refused with a message that names the key and what was expected.
 """
@@ -17,15 +17,19 @@ import itertools
 import math
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
+from decimal import Decimal
+from functools import cache, cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
+#: The Airflow connection that names the warehouse when ``RECEIVABLES_DB_URL`` is not set.
+WAREHOUSE_CONN_ID = "receivables_db"
 
 
 class ConfigError(ValueError):
@@ -78,17 +82,27 @@ class Settings:
             config_file=Path(config_file).expanduser().resolve() if config_file else None,
         )
 
-    def warehouse_url(self, environ: dict[str, str] | None = None) -> str:
-        """The warehouse URL outside Airflow: ``RECEIVABLES_DB_URL``, else the
-        ``receivables_db`` connection given as ``AIRFLOW_CONN_RECEIVABLES_DB``, else SQLite.
+    def warehouse_url(
+        self,
+        lookup: Callable[[str], str | None] | None = None,
+        environ: dict[str, str] | None = None,
+    ) -> str:
+        """The warehouse URL — the one place it is resolved: ``RECEIVABLES_DB_URL``, else the
+        Airflow connection ``receivables_db``, else the embedded SQLite warehouse.
 
-        (Inside Airflow tasks, :func:`receivables.airflow.context.warehouse_url` also finds a
-        ``receivables_db`` connection kept in Airflow's metadata database or secrets backend.)
+        ``lookup`` finds a connection's URI by id: inside Airflow tasks Airflow's own lookup
+        (metadata database, secrets backends, environment); elsewhere (the CLI) the
+        ``AIRFLOW_CONN_RECEIVABLES_DB`` variable, as URI or JSON.
         """
         if self.db_url:
             return self.db_url
         env = os.environ if environ is None else environ
-        connection = env.get("AIRFLOW_CONN_RECEIVABLES_DB")
+        if lookup is None:
+
+            def lookup(conn_id: str) -> str | None:
+                return env.get(f"AIRFLOW_CONN_{conn_id.upper()}")
+
+        connection = lookup(WAREHOUSE_CONN_ID)
         if connection:
             return connection_url(connection)
         return self.default_db_url
@@ -230,7 +244,7 @@ DEFAULT_BUCKETS = [
     Band(name="361+", min_days=361, max_days=None),
 ]
 
-#: Five-category classification by days past due (CONTRACT §5; PRC 2023 rules).
+#: Five-category classification by days past due (docs/contract.md §5; PRC 2023 rules).
 DEFAULT_RISK_CLASSES = [
     Band(name="normal", min_days=0, max_days=0),
     Band(name="special_mention", min_days=1, max_days=90),
@@ -266,26 +280,30 @@ class AgingPolicy(_Strict):
         return v
 
 
-Rate = Annotated[float, Field(ge=0.0, le=1.0)]
+#: Shares and rates are exact decimals: a TOML ``0.10`` is the decimal 0.10, never the binary
+#: float 0.1000000000000000055…, so a rule "more than 10 %" means exactly that on every engine.
+Rate = Annotated[Decimal, Field(ge=0, le=1, max_digits=12, decimal_places=8)]
+#: Probabilities of default are model estimates (floats), unlike shares of money.
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 class ClassificationPolicy(_Strict):
-    """Customer-level five-category classification (PRC 2023 rules, DOMAIN.md)."""
+    """Customer-level five-category classification (PRC 2023 rules, docs/formulas.md)."""
 
     #: when more than this share of a customer's outstanding is substandard or worse, every
     #: receivable of the customer is classed at least substandard
-    substandard_share: float = Field(default=0.10, gt=0.0, lt=1.0)
+    substandard_share: Decimal = Field(default=Decimal("0.10"), gt=0, lt=1, decimal_places=8)
 
 
-#: DOMAIN.md's example fallback loss rates, used while the roll-rate history is too short.
+#: docs/formulas.md's example fallback loss rates, used while the roll-rate history is too short.
 DEFAULT_FALLBACK_RATES = {
-    "current": 0.005,
-    "1-30": 0.022,
-    "31-60": 0.027,
-    "61-90": 0.045,
-    "91-180": 0.25,
-    "181-360": 0.60,
-    "361+": 1.0,
+    "current": Decimal("0.005"),
+    "1-30": Decimal("0.022"),
+    "31-60": Decimal("0.027"),
+    "61-90": Decimal("0.045"),
+    "91-180": Decimal("0.25"),
+    "181-360": Decimal("0.60"),
+    "361+": Decimal("1"),
 }
 
 
@@ -297,7 +315,7 @@ class ProvisionPolicy(_Strict):
     #: fewer observed month-to-month transitions than this: use the fallback rates
     min_history_months: int = Field(default=6, ge=1, le=120)
     #: forward-looking adjustment applied to every historical loss rate (capped at 100 %)
-    forward_looking_factor: float = Field(default=1.0, gt=0.0, le=5.0)
+    forward_looking_factor: Decimal = Field(default=Decimal(1), gt=0, le=5, decimal_places=8)
     fallback_rates: dict[str, Rate] = Field(default_factory=lambda: dict(DEFAULT_FALLBACK_RATES))
 
     @model_validator(mode="after")
@@ -311,13 +329,13 @@ class ProvisionPolicy(_Strict):
 
 
 class ScorePolicy(_Strict):
-    """The credit score scale, grades and the model's approval gate (DOMAIN.md)."""
+    """The credit score scale, grades and the model's approval gate (docs/formulas.md)."""
 
     base_score: float = 600.0
     base_odds: float = Field(default=50.0, gt=0.0)
     points_to_double_odds: float = Field(default=20.0, gt=0.0)
     #: upper PD bounds of grades A-D (E above the last): A < 1 %, B < 3 %, C < 8 %, D < 20 %
-    grade_pd_bounds: dict[str, Rate] = Field(
+    grade_pd_bounds: dict[str, Probability] = Field(
         default_factory=lambda: {"A": 0.01, "B": 0.03, "C": 0.08, "D": 0.20}
     )
     #: a customer is "bad" on reaching this many days past due within the horizon
@@ -330,8 +348,11 @@ class ScorePolicy(_Strict):
     #: approval gate for a newly trained model
     min_auc: float = Field(default=0.70, ge=0.5, le=1.0)
     max_psi: float = Field(default=0.25, gt=0.0)
-    #: score drop (points, day over day) that raises a warning
+    #: score drop (points, since the previous scoring) that raises a warning
     sharp_drop_points: float = Field(default=40.0, gt=0.0)
+    #: probability of default of a customer without payment history when the ledger has too
+    #: few past new customers to measure theirs
+    application_pd: Decimal = Field(default=Decimal("0.10"), gt=0, lt=1, decimal_places=8)
 
     @field_validator("grade_pd_bounds")
     @classmethod
@@ -356,15 +377,34 @@ class ScorePolicy(_Strict):
         return self.base_score - self.factor * math.log(self.base_odds)
 
 
+Severity = Literal["low", "medium", "high", "critical"]
+
+
 class WarningPolicy(_Strict):
     """When the risk warnings fire and what they recommend."""
 
     #: one customer holding more than this share of a currency's overdue outstanding
-    concentration_share: float = Field(default=0.05, gt=0.0, lt=1.0)
-    #: proposed credit limit as a share of the current one, by grade (A-C keep theirs)
-    limit_factor_by_grade: dict[str, Rate] = Field(default_factory=lambda: {"D": 0.5, "E": 0.0})
+    concentration_share: Decimal = Field(default=Decimal("0.10"), gt=0, lt=1, decimal_places=8)
+    #: the concentration rule needs at least this many overdue debtors in the book: in a small
+    #: book every large debtor holds a large share, which says nothing
+    concentration_min_debtors: int = Field(default=20, ge=2)
+    #: proposed credit limit as a share of the current one (or, without a limit, of the current
+    #: outstanding), by grade; grades not listed keep their limit
+    limit_factor_by_grade: dict[str, Rate] = Field(
+        default_factory=lambda: {"D": Decimal("0.5"), "E": Decimal("0")}
+    )
     #: days past due from which a customer's case is proposed for legal review
     legal_review_days: int = Field(default=181, ge=1)
+    #: severity of a customer whose oldest invoice rolls into a bucket (buckets not named are
+    #: ``low``); from ``medium`` up, collection starts early
+    bucket_severity: dict[str, Severity] = Field(
+        default_factory=lambda: {
+            "61-90": "medium",
+            "91-180": "high",
+            "181-360": "critical",
+            "361+": "critical",
+        }
+    )
 
     @field_validator("limit_factor_by_grade")
     @classmethod
@@ -375,9 +415,81 @@ class WarningPolicy(_Strict):
         return v
 
 
+class CurrencyPolicy(_Strict):
+    """The reporting currency: totals across currencies are converted into it."""
+
+    #: ISO 4217 code; ``fx_rates`` files give every other currency's rate to it
+    reporting_currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
+
+
+class IngestPolicy(_Strict):
+    """How inbox files are read."""
+
+    #: encoding of CSV files when it is not detected (None: UTF-8, else GB18030 Chinese text)
+    encoding: str | None = None
+    #: encodings declared per inbox folder (absolute path -> Python codec name), for
+    #: institutions whose systems export in another code page
+    inbox_encodings: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, v: str | None) -> str | None:
+        return None if v is None else check_encoding(v)
+
+    @field_validator("inbox_encodings")
+    @classmethod
+    def _inbox_encodings(cls, v: dict[str, str]) -> dict[str, str]:
+        return {
+            str(Path(folder).expanduser().resolve()): check_encoding(name)
+            for folder, name in v.items()
+        }
+
+    def encoding_for(self, inbox: Path) -> str | None:
+        """The encoding declared for files in ``inbox`` (None: detect it)."""
+        return self.inbox_encodings.get(str(Path(inbox).resolve()), self.encoding)
+
+
+@cache
+def check_encoding(name: str) -> str:
+    """The canonical name of a Python codec in which CSV files can be read byte-wise: commas,
+    quotes and line ends are ASCII bytes and never occur inside other characters. UTF-16/32 and
+    stateful encodings (ISO-2022, HZ) are refused with a clear ``ValueError``."""
+    import codecs
+
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        raise ValueError(
+            f"unknown encoding {name!r} (expected e.g. cp1252, latin-1, big5)"
+        ) from None
+    if ',"\r\n'.encode(info.name, errors="replace") != b',"\r\n':
+        raise ValueError(
+            f"encoding {name!r} does not write commas, quotes and line ends as ASCII bytes "
+            "(UTF-16 and UTF-32 are not supported: export as UTF-8)"
+        )
+    if info.name in {"utf-8", "utf-8-sig", "gb18030", "gbk", "iso8859-1", "cp1252", "ascii"}:
+        return info.name  # known to be safe; the check below takes a moment per codec
+    for code in range(0x80, 0x10000):
+        if 0xD800 <= code < 0xE000:
+            continue
+        try:
+            encoded = chr(code).encode(info.name)
+        except UnicodeEncodeError:
+            continue
+        if any(b in encoded for b in b',"\r\n'):
+            raise ValueError(
+                f"encoding {name!r} writes commas, quotes or line ends inside other characters "
+                "(a stateful encoding such as ISO-2022 or HZ): CSV files in it cannot be read "
+                "reliably; export them as UTF-8"
+            )
+    return info.name
+
+
 class Policy(_Strict):
     """All business thresholds; one instance per process, loaded by :func:`load_policy`."""
 
+    currency: CurrencyPolicy = Field(default_factory=CurrencyPolicy)
+    ingest: IngestPolicy = Field(default_factory=IngestPolicy)
     aging: AgingPolicy = Field(default_factory=AgingPolicy)
     classification: ClassificationPolicy = Field(default_factory=ClassificationPolicy)
     provisions: ProvisionPolicy = Field(default_factory=ProvisionPolicy)
@@ -401,6 +513,12 @@ class Policy(_Strict):
             raise ValueError(
                 "provisions.fallback_rates: rates must not fall as buckets get older, got "
                 + ", ".join(f"{b} {rates[b]}" for b in buckets)
+            )
+        unknown = sorted(set(self.warnings.bucket_severity) - set(buckets))
+        if unknown:
+            raise ValueError(
+                f"warnings.bucket_severity: unknown bucket(s) {unknown}; the buckets are "
+                f"{buckets} (restate the severities when the buckets change)"
             )
         return self
 

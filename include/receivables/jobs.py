@@ -15,8 +15,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from receivables.config import Settings
-from receivables.mail import OutboundEmail, outbox_for
-from receivables.render import render_email
+from receivables.mail import send_once
 from receivables.warehouse.db import create_engine, redact
 from receivables.warehouse.migrate import ensure_current
 
@@ -24,9 +23,17 @@ log = logging.getLogger(__name__)
 
 
 def open_warehouse(db_url: str) -> Engine:
-    """An engine on a warehouse whose schema is current (else a clear error)."""
+    """An engine on a warehouse whose schema is current (else a clear error): one that cannot
+    be reached raises :class:`~receivables.warehouse.db.WarehouseUnavailable`, one line."""
+    from receivables.warehouse.db import check_reachable
+
     engine = create_engine(db_url)
-    ensure_current(engine)
+    try:
+        check_reachable(engine)
+        ensure_current(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     log.info("warehouse: %s", redact(db_url))
     return engine
 
@@ -45,13 +52,22 @@ def discover_inbox(inbox: Path) -> dict[str, list[str]]:
 def ingest_files(
     paths: list[str], *, settings: Settings, db_url: str, as_of: dt.date, run_id: str | None
 ) -> list[dict[str, Any]]:
-    """Ingest files in the given order; refusals are outcomes, failures raise."""
-    from receivables.ingest.pipeline import FileIngest
+    """Ingest files in the given order; refusals are outcomes, failures raise.
 
+    Holds the warehouse's writer lock throughout (another run's steps wait, and a file it took
+    meanwhile is skipped, not loaded twice), and first drops the staging that crashed attempts
+    left behind."""
+    from receivables.ingest.pipeline import FileIngest
+    from receivables.ingest.staging import drop_leftovers
+    from receivables.warehouse.locks import warehouse_lock
+
+    # ``paths`` are path tokens from discover_inbox (or plain paths): ingest() reads both.
     engine = open_warehouse(db_url)
     try:
-        ingest = FileIngest(engine, settings, as_of, run_id)
-        return [ingest.ingest(Path(p)).as_dict() for p in paths]
+        with warehouse_lock(engine, f"ledger_ingest for {as_of} run {run_id}"):
+            drop_leftovers(engine)  # safe only now: no other attempt can be staging
+            ingest = FileIngest(engine, settings, as_of, run_id)
+            return [ingest.ingest(str(p)).as_dict() for p in paths]
     finally:
         engine.dispose()
 
@@ -83,22 +99,16 @@ def summarize_ingest(
         totals["rows_quarantined"],
     )
     if rejected or totals["rows_quarantined"]:
-        subject, text, html = render_email(
+        delivery = send_once(
+            settings,
+            f"ingest-quality/{run_id}",
             "ops/ingest_quality",
+            settings.alert_emails,
+            "data-quality",
             files=outcomes,
             rejected_dir=settings.rejected_dir,
             data_docs=settings.data_docs_index,
             **totals,
-        )
-        delivery = outbox_for(settings).send(
-            OutboundEmail(
-                key=f"ingest-quality/{run_id}",
-                to=settings.alert_emails,
-                subject=subject,
-                text=text,
-                html=html,
-                category="data-quality",
-            )
         )
         totals["alert"] = delivery.location
     return {**totals, "files": outcomes}
@@ -108,17 +118,21 @@ def compute_aging(*, settings: Settings, db_url: str, as_of: dt.date) -> dict[st
     """Replace the aging snapshot of ``as_of``; return its summary."""
     from receivables.aging import compute_snapshot
 
-    engine = open_warehouse(db_url)
-    try:
-        return compute_snapshot(engine, as_of, settings.policy.aging).as_dict()
-    finally:
-        engine.dispose()
+    return _run(db_url, compute_snapshot, as_of, settings.policy.aging).as_dict()
 
 
 def _run(db_url: str, step, *args):
+    """Run ``step(engine, *args)`` holding the warehouse's writer lock: steps of other runs
+    (another date, a ``receivables run`` beside the scheduler) wait for it instead of writing
+    the same tables at the same time."""
+    from receivables.warehouse.locks import warehouse_lock
+
     engine = open_warehouse(db_url)
+    day = next((a for a in args if isinstance(a, dt.date)), None)
+    what = getattr(step, "__name__", "a step") + (f" for {day}" if day else "")
     try:
-        return step(engine, *args)
+        with warehouse_lock(engine, what):
+            return step(engine, *args)
     finally:
         engine.dispose()
 
@@ -127,10 +141,18 @@ def classify_customers(*, settings: Settings, db_url: str, as_of: dt.date) -> di
     """Customer-level five-category classes of ``as_of``."""
     from receivables.risk.classification import compute_customer_classes
 
-    policy = settings.policy
-    classes = _run(db_url, compute_customer_classes, as_of, policy.aging, policy.classification)
-    log.info("customer classes %s: %s", as_of, classes)
-    return {"as_of_date": as_of.isoformat(), "customers_by_class": classes}
+    summary = _run(db_url, compute_customer_classes, as_of, settings.policy)
+    log.info("customer classes %s: %s", as_of, summary["customers_by_class"])
+    if summary["missing_fx_rates"]:
+        log.warning(
+            "no %s rate on or before %s for %s: those balances are judged on their own and left "
+            "out of %s totals (drop an fx_rates file and run the date again)",
+            summary["reporting_currency"],
+            as_of,
+            ", ".join(summary["missing_fx_rates"]),
+            summary["reporting_currency"],
+        )
+    return summary
 
 
 def compute_provisions(*, settings: Settings, db_url: str, as_of: dt.date) -> dict[str, Any]:

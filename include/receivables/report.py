@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from receivables.aging import summarise
 from receivables.config import Settings
+from receivables.fx import rates_on
 from receivables.warehouse.db import redact
 from receivables.warehouse.schema import (
     credit_models,
@@ -67,6 +68,7 @@ def run_summary(
             f"    {currency}: outstanding {_money(total)}, overdue {_money(str(overdue))} "
             f"({share:.1%})"
         )
+    lines += _reporting_lines(settings, engine, as_of, aging)
     currencies = list(aging.outstanding_by_currency)
     if currencies:
         buckets = [b.name for b in settings.policy.aging.buckets]
@@ -94,6 +96,32 @@ def run_summary(
         "--out FILE.csv"
     )
     return "\n".join(lines)
+
+
+def _reporting_lines(settings: Settings, engine: Engine, as_of: dt.date, aging) -> list[str]:
+    """The totals of all currencies in the reporting currency (those with a rate)."""
+    currencies = list(aging.outstanding_by_currency)
+    reporting = settings.policy.currency.reporting_currency
+    if not currencies or currencies == [reporting]:
+        return []
+    rates = rates_on(engine, as_of, reporting)
+    missing = rates.missing(currencies)
+    converted = [c for c in currencies if c not in missing]
+    if not converted:
+        return [f"    no {reporting} rate for {', '.join(missing)}: no total in {reporting}"]
+
+    def total(amounts: dict[str, str]) -> Decimal:
+        return sum((rates.convert(Decimal(amounts.get(c, "0")), c) for c in converted), Decimal(0))
+
+    outstanding, overdue = total(aging.outstanding_by_currency), total(aging.overdue_by_currency)
+    share = overdue / outstanding if outstanding else Decimal(0)
+    line = (
+        f"    all in {reporting} at the rates of {as_of}: outstanding {outstanding:,.2f}, "
+        f"overdue {overdue:,.2f} ({share:.1%})"
+    )
+    if missing:
+        line += f"; without a rate, left out: {', '.join(missing)}"
+    return [line]
 
 
 def _table(

@@ -2,6 +2,7 @@
 SELECT ROW_NUMBER() OVER (ORDER BY customer_id) - 1 AS idx,
        customer_id,
        {{ cents('credit_limit') }} AS credit_limit_cents,
-       currency
+       currency,
+       segment
 FROM customers
 ORDER BY customer_id

@@ -6,7 +6,8 @@
 SELECT p.currency,
        p.bucket,
        SUM(p.outstanding) AS base,
-       SUM(CASE WHEN c.bucket IS NOT NULL AND {{ rank('c.bucket') }} > {{ rank('p.bucket') }}
+       SUM(CASE WHEN c.bucket IS NOT NULL
+                 AND {{ band_rank('c.bucket', buckets) }} > {{ band_rank('p.bucket', buckets) }}
                 THEN p.outstanding ELSE 0 END) AS rolled
 FROM aging_snapshots p
 LEFT JOIN aging_snapshots c

@@ -76,6 +76,7 @@ def test_daily_pipeline_end_to_end(warehouse, home):
     ingest = run("ledger_ingest")
     assert ingest.ok, ingest.tasks
     for task_id, files in (
+        ("ingest_fx_rates", 1),
         ("ingest_collectors", 1),
         ("ingest_customers", 1),
         ("ingest_invoices", 1),
@@ -88,13 +89,14 @@ def test_daily_pipeline_end_to_end(warehouse, home):
     with warehouse.connect() as conn:
         files = conn.execute(sa.select(ingested_files).order_by(ingested_files.c.file_id)).all()
     assert [(f.kind, f.status, f.as_of_date) for f in files] == [
+        ("fx_rates", "loaded", AS_OF),
         ("collectors", "loaded", AS_OF),
         ("customers", "loaded", AS_OF),
         ("invoices", "loaded", AS_OF),
         ("payments", "loaded", AS_OF),
     ]
     assert sum(f.rows_read for f in files) == (
-        sample.collectors + sample.customers + sample.invoices + sample.payments
+        sample.fx_rates + sample.collectors + sample.customers + sample.invoices + sample.payments
     )
     assert sum(f.rows_quarantined for f in files) >= sample.defect_rows > 0
     assert not list((home / "inbox").iterdir())
@@ -154,7 +156,7 @@ def test_daily_pipeline_end_to_end(warehouse, home):
     assert ran(again, "ingest_invoices") == ["skipped"]  # the inbox is empty now
     assert run("receivables_risk").ok
     with warehouse.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(ingested_files)).scalar() == 4
+        assert conn.execute(sa.select(sa.func.count()).select_from(ingested_files)).scalar() == 5
         again_rows = {
             r.invoice_id: r
             for r in conn.execute(
@@ -352,15 +354,13 @@ def test_a_failing_task_alerts_the_data_engineers(home, monkeypatch, tmp_path, a
     generate_sample(home / "inbox", 5, AS_OF, seed=1)
     report = run("ledger_ingest")
     assert not report.ok
-    assert "ingest_collectors[0]" in report.failed_tasks
+    assert "ingest_fx_rates[0]" in report.failed_tasks  # the first file of the day
     assert (home / "inbox" / "customers.csv").exists()  # nothing was lost
     alerts = list((home / "outbox").glob("task-failure*.eml"))
     assert len(alerts) == 1
     parsed = email.message_from_bytes(alerts[0].read_bytes(), policy=email_policy.default)
     assert parsed["To"] == "oncall@receivables.example.com"
-    assert (
-        parsed["Subject"] == "[receivables] FAILED: ledger_ingest.ingest_collectors for 2025-06-30"
-    )
+    assert parsed["Subject"] == "[receivables] FAILED: ledger_ingest.ingest_fx_rates for 2025-06-30"
     assert "run `receivables init` first" in parsed.get_body(("plain",)).get_content()
 
 

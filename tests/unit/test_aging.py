@@ -1,4 +1,4 @@
-"""Aging (CONTRACT §5): the SQL snapshot against the contract's words, on both engines."""
+"""Aging (docs/contract.md §5): the SQL snapshot against the contract's words, on both engines."""
 
 from __future__ import annotations
 

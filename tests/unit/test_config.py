@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import pytest
 
@@ -15,7 +16,7 @@ def test_settings_defaults_follow_the_contract(tmp_path, monkeypatch):
     assert settings.home == tmp_path / "var"
     assert settings.inbox == tmp_path / "var" / "inbox"
     assert settings.default_db_url == f"sqlite:///{tmp_path / 'var' / 'warehouse.db'}"
-    assert settings.warehouse_url({}) == settings.default_db_url
+    assert settings.warehouse_url(environ={}) == settings.default_db_url
     assert settings.timezone == "Asia/Shanghai"
     assert settings.outbox_dir == tmp_path / "var" / "outbox"
 
@@ -29,7 +30,7 @@ def test_settings_read_the_environment(tmp_path):
     }
     settings = Settings.from_env(env)
     assert settings.inbox == tmp_path / "drop"
-    assert settings.warehouse_url(env) == "postgresql://u@db:5432/ar"
+    assert settings.warehouse_url(environ=env) == "postgresql://u@db:5432/ar"
     assert settings.alert_emails == ("a@x.example.com", "b@x.example.com")
 
 
@@ -41,7 +42,7 @@ def test_unknown_time_zone_is_refused_by_name():
 def test_airflow_connection_env_names_the_warehouse(tmp_path):
     env = {"RECEIVABLES_HOME": str(tmp_path)}
     uri = {"AIRFLOW_CONN_RECEIVABLES_DB": "postgresql://app@10.0.0.5:5432/ar"}
-    assert Settings.from_env(env).warehouse_url(uri) == "postgresql://app@10.0.0.5:5432/ar"
+    assert Settings.from_env(env).warehouse_url(environ=uri) == "postgresql://app@10.0.0.5:5432/ar"
     as_json = json.dumps(
         {
             "conn_type": "postgres",
@@ -125,9 +126,18 @@ def test_policy_file_overrides_defaults(tmp_path):
         "[[aging.buckets]]\nname='current'\nmin_days=0\nmax_days=0\n"
         "[[aging.buckets]]\nname='1-90'\nmin_days=1\nmax_days=90\n"
         "[[aging.buckets]]\nname='91+'\nmin_days=91\n"
-        "[provisions.fallback_rates]\n'current'=0.01\n'1-90'=0.1\n'91+'=1.0\n",
+        "[provisions.fallback_rates]\n'current'=0.01\n'1-90'=0.1\n'91+'=1.0\n"
+        "[warnings.bucket_severity]\n'91+'='high'\n"
+        "[ingest]\nencoding='CP1252'\n"
+        "[currency]\nreporting_currency='USD'\n",
     )
-    assert [b.name for b in load_policy(path).aging.buckets] == ["current", "1-90", "91+"]
+    policy = load_policy(path)
+    assert [b.name for b in policy.aging.buckets] == ["current", "1-90", "91+"]
+    assert policy.warnings.bucket_severity == {"91+": "high"}
+    assert policy.ingest.encoding == "cp1252"
+    assert policy.currency.reporting_currency == "USD"
+    # shares are exact decimals, not binary floats
+    assert policy.provisions.fallback_rates["1-90"] == Decimal("0.1")
 
 
 @pytest.mark.parametrize(
@@ -150,6 +160,16 @@ def test_policy_file_overrides_defaults(tmp_path):
             "grade PD bounds must rise strictly",
         ),
         ("[warnings]\nlimit_factor_by_grade = {F = 0.5}\n", "unknown grade(s) ['F']"),
+        (
+            "[[aging.buckets]]\nname='current'\nmin_days=0\nmax_days=0\n"
+            "[[aging.buckets]]\nname='1+'\nmin_days=1\n"
+            "[provisions.fallback_rates]\n'current'=0.01\n'1+'=1.0\n",
+            "warnings.bucket_severity: unknown bucket(s) ['181-360', '361+', '61-90', '91-180']",
+        ),
+        ("[warnings.bucket_severity]\n'61-90'='urgent'\n", "warnings.bucket_severity.61-90"),
+        ("[ingest]\nencoding='utf-16'\n", "UTF-16 and UTF-32 are not supported"),
+        ("[ingest]\nencoding='klingon'\n", "unknown encoding 'klingon'"),
+        ("[currency]\nreporting_currency='cny'\n", "currency.reporting_currency"),
     ],
 )
 def test_bad_risk_policy_is_refused_by_key(tmp_path, toml, message):
@@ -163,3 +183,20 @@ def test_missing_or_broken_policy_file(tmp_path):
         load_policy(tmp_path / "nope.toml")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_policy(_write(tmp_path, "[aging\n"))
+
+
+def test_configured_grade_bounds_travel_with_a_model(tmp_path):
+    """Grade bounds are probabilities (floats): a scorecard built with configured ones can be
+    stored as JSON and read back."""
+    from receivables.risk.scorecard import Scorecard, rules_scorecard
+
+    policy = load_policy(
+        _write(tmp_path, "[scores]\ngrade_pd_bounds = {A = 0.02, B = 0.04, C = 0.1, D = 0.3}\n")
+    )
+    card = rules_scorecard(policy.scores)
+    assert Scorecard.from_json(card.to_json()).grade_pd_bounds == {
+        "A": 0.02,
+        "B": 0.04,
+        "C": 0.1,
+        "D": 0.3,
+    }

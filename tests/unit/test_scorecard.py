@@ -1,4 +1,4 @@
-"""The scorecard: the score scale of DOMAIN.md, bins, points, reasons, training, stability."""
+"""The scorecard: the score scale of docs/formulas.md, bins, points, reasons, training, PSI."""
 
 from __future__ import annotations
 

@@ -141,7 +141,6 @@ def test_every_sql_macro_exists_for_both_dialects():
 def test_every_sql_file_renders_for_both_dialects():
     from receivables.config import Policy
     from receivables.paths import SQL_DIR
-    from receivables.risk.provisions import _rank_sql
 
     policy = Policy()
     context = {
@@ -150,10 +149,65 @@ def test_every_sql_file_renders_for_both_dialects():
         "substandard_from": 91,
         "stg": "stg_x",
         "id": "invoice_id",
-        "rank": _rank_sql(policy.aging.buckets),
         "bucket_names": ["current", "1-30"],
     }
     for path in sorted(p for p in SQL_DIR.rglob("*.sql") if not p.name.startswith("_")):
         for dialect in ("sqlite", "postgresql"):
             statements = render(str(path.relative_to(SQL_DIR)), dialect, **context)
             assert statements, path
+
+
+def test_bands_are_looked_up_the_same_in_python_and_sql(engine):
+    """One lookup of buckets and classes: the SQL ``band_case`` agrees with ``band_for``."""
+    from receivables.aging import band_for
+    from receivables.config import Policy
+    from receivables.warehouse.sqlfiles import band_case
+
+    bands = Policy().aging.buckets
+    days = [0, 1, 30, 31, 60, 61, 90, 91, 180, 181, 360, 361, 10_000]
+    with engine.connect() as conn:
+        for d in days:
+            name = conn.execute(sa.text(f"SELECT {band_case(str(d), bands)}")).scalar()
+            assert name == band_for(d, bands), d
+
+
+def test_upgrading_keeps_stored_rates_exactly(db_url):
+    """Rates stored as floats by schema 0002 become exact 8-place decimals in 0003."""
+    from alembic import command
+
+    from receivables.warehouse.db import create_engine
+    from receivables.warehouse.migrate import alembic_config, upgrade
+
+    engine = create_engine(db_url)
+    config = alembic_config(engine)
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0002")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO provision_rates (as_of_date, currency, bucket, roll_rate, "
+                "roll_months, loss_rate, method, observations) "
+                "VALUES ('2024-06-30', 'CNY', 'current', 0.1, 1, 0.00504, 'roll_rates', 12)"
+            )
+        )
+    upgrade(engine)
+    from receivables.warehouse.schema import provision_rates
+
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(provision_rates)).one()
+    assert (row.roll_rate, row.loss_rate) == (Decimal("0.1"), Decimal("0.00504"))
+    assert str(row.loss_rate) == "0.00504000"
+    engine.dispose()
+
+
+def test_rates_refuse_floats_and_round_half_up(engine):
+    from receivables.warehouse.types import Rate, quantize_rate
+
+    with pytest.raises(TypeError, match="not a float"):
+        quantize_rate(0.1)
+    assert quantize_rate(Decimal("0.123456785")) == Decimal("0.12345679")
+    assert Rate().process_bind_param(Decimal("0.5"), engine.dialect) in (
+        50_000_000,
+        Decimal("0.50000000"),
+    )

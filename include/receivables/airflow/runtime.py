@@ -6,6 +6,7 @@ once, in the task, and returns a small dict for XCom.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,13 @@ from airflow.sdk import get_current_context
 
 from receivables import jobs
 from receivables.airflow import assets
-from receivables.airflow.context import publish, resolve_as_of, settings, warehouse_url
+from receivables.airflow.context import (
+    publish,
+    resolve_as_of,
+    resolve_as_of_dates,
+    settings,
+    warehouse_url,
+)
 
 
 def list_files(kind: str, inbox: str | None) -> list[str]:
@@ -55,7 +62,7 @@ def summarize_ingest(*outcome_groups: Any) -> dict[str, Any]:
     publish(
         context,
         assets.LEDGER,
-        as_of,
+        [as_of],
         files_loaded=summary["files_loaded"],
         files_rejected=summary["files_rejected"],
         rows_loaded=summary["rows_loaded"],
@@ -64,19 +71,24 @@ def summarize_ingest(*outcome_groups: Any) -> dict[str, Any]:
     return summary
 
 
-def run_step(step: str) -> dict[str, Any]:
-    """Run ``receivables.jobs.<step>`` for the run's as-of date."""
+def run_step(step: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    """Run a :mod:`receivables.jobs` step for each of the run's as-of dates, oldest first (one
+    date, unless asset events of several dates queued up for this run)."""
     context = get_current_context()
     current = settings()
-    as_of = resolve_as_of(context, current.timezone)
-    return getattr(jobs, step)(settings=current, db_url=warehouse_url(current), as_of=as_of)
+    dates = resolve_as_of_dates(context, current.timezone)
+    url = warehouse_url(current)
+    results = {d.isoformat(): step(settings=current, db_url=url, as_of=d) for d in dates}
+    return next(iter(results.values())) if len(results) == 1 else results
 
 
 def raise_risk_warnings() -> dict[str, Any]:
-    """The day's risk warnings; then publishes the risk asset (every risk table is written)."""
+    """The risk warnings of each date; then publishes the risk asset (every risk table of
+    those dates is written) with the dates processed."""
     context = get_current_context()
     current = settings()
-    as_of = resolve_as_of(context, current.timezone)
-    summary = jobs.raise_warnings(settings=current, db_url=warehouse_url(current), as_of=as_of)
-    publish(context, assets.RISK, as_of, warnings=summary["warnings"])
-    return summary
+    dates = resolve_as_of_dates(context, current.timezone)
+    url = warehouse_url(current)
+    summaries = [jobs.raise_warnings(settings=current, db_url=url, as_of=d) for d in dates]
+    publish(context, assets.RISK, dates, warnings=summaries[-1]["warnings"])
+    return summaries[0] if len(summaries) == 1 else {s["as_of_date"]: s for s in summaries}

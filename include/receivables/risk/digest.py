@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from receivables.config import Settings
-from receivables.mail import OutboundEmail, outbox_for
-from receivables.render import render_email
+from receivables.fx import rates_on
+from receivables.mail import send_once
 from receivables.risk.warnings import SEVERITIES
 from receivables.warehouse.schema import credit_scores, customers, invoice_risk, risk_warnings
 
@@ -32,8 +32,9 @@ def _ecl_by_currency(conn, day: dt.date | None) -> dict[str, Decimal]:
     }
 
 
-def digest_context(engine: Engine, as_of: dt.date) -> dict:
-    """What the digest says, read back from the warehouse."""
+def digest_context(engine: Engine, as_of: dt.date, reporting: str = "CNY") -> dict:
+    """What the digest says, read back from the warehouse; amounts per currency and, where a
+    rate exists, in the ``reporting`` currency (the currencies without one are named)."""
     w, s = risk_warnings, credit_scores
     with engine.connect() as conn:
         previous_warning_day = conn.execute(
@@ -101,15 +102,38 @@ def digest_context(engine: Engine, as_of: dt.date) -> dict:
         ).scalar()
         ecl_now = _ecl_by_currency(conn, as_of)
         ecl_before = _ecl_by_currency(conn, previous_risk_day)
+        outstanding = {
+            currency: amount
+            for currency, amount in conn.execute(
+                sa.select(
+                    invoice_risk.c.currency,
+                    sa.type_coerce(
+                        sa.func.sum(invoice_risk.c.outstanding), invoice_risk.c.outstanding.type
+                    ),
+                )
+                .where(invoice_risk.c.as_of_date == as_of)
+                .group_by(invoice_risk.c.currency)
+            )
+        }
+        rates = rates_on(conn, as_of, reporting)
     provisions = [
         {
             "currency": c,
             "ecl": ecl_now[c],
             "before": ecl_before.get(c),
             "change": ecl_now[c] - ecl_before[c] if c in ecl_before else None,
+            "in_reporting": rates.convert(ecl_now[c], c) if c != reporting else None,
         }
         for c in sorted(ecl_now)
     ]
+    missing = rates.missing(set(ecl_now) | set(outstanding))
+    converted = [c for c in ecl_now if c not in missing]
+
+    def total(amounts: dict[str, Decimal]) -> Decimal | None:
+        if not converted or set(amounts) <= {reporting}:
+            return None  # one currency, nothing to add up
+        return sum((rates.convert(amounts.get(c, Decimal(0)), c) for c in converted), Decimal(0))
+
     return {
         "as_of": as_of.isoformat(),
         "new_warnings": new[:SHOWN],
@@ -121,22 +145,23 @@ def digest_context(engine: Engine, as_of: dt.date) -> dict:
         "provisions": provisions,
         "previous_risk_day": previous_risk_day.isoformat() if previous_risk_day else None,
         "severities": SEVERITIES,
+        "reporting_currency": reporting,
+        "reporting_ecl": total(ecl_now),
+        "reporting_outstanding": total(outstanding),
+        "missing_fx_rates": missing,
     }
 
 
 def send_digest(engine: Engine, as_of: dt.date, settings: Settings) -> dict:
     """Email the digest of ``as_of`` to the risk team (once per date, whatever re-runs do)."""
-    context = digest_context(engine, as_of)
-    subject, text, html = render_email("risk/daily_digest", **context)
-    delivery = outbox_for(settings).send(
-        OutboundEmail(
-            key=f"risk-digest/{as_of.isoformat()}",
-            to=settings.risk_emails,
-            subject=subject,
-            text=text,
-            html=html,
-            category="risk-digest",
-        )
+    context = digest_context(engine, as_of, settings.policy.currency.reporting_currency)
+    delivery = send_once(
+        settings,
+        f"risk-digest/{as_of.isoformat()}",
+        "risk/daily_digest",
+        settings.risk_emails,
+        "risk-digest",
+        **context,
     )
     return {
         "status": delivery.status,

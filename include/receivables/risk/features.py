@@ -76,6 +76,7 @@ class LedgerArrays:
 
     customer_ids: np.ndarray
     credit_limit: np.ndarray  # cents, NaN without a limit
+    segment: np.ndarray  # object: the customer's segment, None or "" when unknown
     inv_customer: np.ndarray
     inv_issue: np.ndarray
     inv_due: np.ndarray
@@ -163,7 +164,10 @@ def _fetch_copy(
 def load_ledger(engine: Engine) -> LedgerArrays:
     """Read customers, invoices and payments as integer arrays (streamed in chunks)."""
     customers = _fetch(
-        engine, "risk/ledger_customers.sql", ["customer_id", "credit_limit_cents"], [object, float]
+        engine,
+        "risk/ledger_customers.sql",
+        ["customer_id", "credit_limit_cents", "segment"],
+        [object, float, object],
     )
     invoices = _fetch(
         engine,
@@ -203,6 +207,7 @@ def load_ledger(engine: Engine) -> LedgerArrays:
     return LedgerArrays(
         customer_ids=customers["customer_id"],
         credit_limit=customers["credit_limit_cents"],
+        segment=customers["segment"],
         inv_customer=invoices["customer_idx"][by_customer],
         inv_issue=invoices["issue_day"][by_customer],
         inv_due=invoices["due_day"][by_customer],

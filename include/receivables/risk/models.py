@@ -29,6 +29,7 @@ from sqlalchemy.engine import Engine
 from receivables.config import ScorePolicy
 from receivables.dates import EARLIEST_AS_OF
 from receivables.render import render
+from receivables.risk.application import application_scores
 from receivables.risk.features import (
     FEATURES,
     LedgerArrays,
@@ -40,8 +41,10 @@ from receivables.risk.provisions import latest_month_end, months_back
 from receivables.risk.scorecard import (
     Scorecard,
     discrimination,
+    grade_of,
     psi,
     rules_scorecard,
+    score_from_pd,
     train_scorecard,
 )
 from receivables.warehouse.bulk import write_arrow
@@ -146,40 +149,56 @@ def current_model(engine: Engine, as_of: dt.date, policy: ScorePolicy) -> tuple[
 def score_customers(
     engine: Engine, as_of: dt.date, policy: ScorePolicy, ledger: LedgerArrays | None = None
 ) -> dict:
-    """Score every customer with an invoice on or before ``as_of``; replace that date's scores."""
+    """Score every customer on the book and replace that date's scores: customers with an
+    invoice on or before ``as_of`` by the model in force (behaviour), the others by how new
+    customers fared (application scores, :mod:`receivables.risk.application`)."""
     started = time.monotonic()
     model_id, card = current_model(engine, as_of, policy)
     ledger = ledger if ledger is not None else load_ledger(engine)
     frame = features_at(ledger, as_of)
     scored = card.score(frame)
+    without = np.setdiff1d(np.arange(ledger.customers), frame.index.to_numpy())
+    applied = application_scores(ledger, as_of, without, policy)
+    app_scores = np.round(score_from_pd(applied.pd, card.factor, card.offset), 2)
+    count = len(frame) + len(without)
     rows = pa.table(
         {
-            "as_of_date": pa.array([as_of] * len(frame), pa.date32()),
-            "customer_id": pa.array(frame["customer_id"].tolist(), pa.string()),
-            "model_id": pa.array([model_id] * len(frame), pa.int64()),
-            "score": pa.array(scored["score"].to_numpy(), pa.float64()),
-            "pd": pa.array(scored["pd"].to_numpy(), pa.float64()),
-            "grade": pa.array(scored["grade"].tolist(), pa.string()),
-            "reasons": pa.array(scored["reasons"].tolist(), pa.string()),
+            "as_of_date": pa.array([as_of] * count, pa.date32()),
+            "customer_id": pa.array(
+                frame["customer_id"].tolist() + ledger.customer_ids[without].tolist(),
+                pa.string(),
+            ),
+            "model_id": pa.array([model_id] * count, pa.int64()),
+            "score": pa.array(np.r_[scored["score"].to_numpy(), app_scores], pa.float64()),
+            "pd": pa.array(np.r_[scored["pd"].to_numpy(), applied.pd], pa.float64()),
+            "grade": pa.array(
+                scored["grade"].tolist() + grade_of(applied.pd, card.grade_pd_bounds).tolist(),
+                pa.string(),
+            ),
+            "reasons": pa.array(scored["reasons"].tolist() + applied.reasons, pa.string()),
+            "basis": pa.array(["behaviour"] * len(frame) + ["application"] * len(without)),
         }
     )
     with engine.begin() as conn:
         conn.execute(credit_scores.delete().where(credit_scores.c.as_of_date == as_of))
         write_arrow(conn, credit_scores.name, rows)
-    grades = scored["grade"].value_counts().reindex(list("ABCDE"), fill_value=0)
+    grades = pd.Series(rows.column("grade").to_pylist(), dtype=object).value_counts()
+    grades = grades.reindex(list("ABCDE"), fill_value=0)
     summary = {
         "as_of_date": as_of.isoformat(),
         "model_id": model_id,
         "model_kind": card.kind,
-        "customers": len(frame),
+        "customers": count,
+        "application_scored": len(without),
         "grades": {g: int(n) for g, n in grades.items()},
         "seconds": round(time.monotonic() - started, 2),
     }
     log.info(
-        "scored %d customers with model %d (%s): %s",
-        len(frame),
+        "scored %d customers with model %d (%s), %d of them without history: %s",
+        count,
         model_id,
         card.kind,
+        len(without),
         summary["grades"],
     )
     return summary

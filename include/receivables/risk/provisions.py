@@ -1,4 +1,4 @@
-"""Roll rates and IFRS 9 provisions (simplified approach, migration method; DOMAIN.md).
+"""Roll rates and IFRS 9 provisions (simplified approach, migration method; docs/formulas.md).
 
 * **Roll-rate history.** Month-end aging snapshots (computed from the ledger when missing) give,
   for every pair of consecutive month-ends, the bucket × bucket matrix by amount and count,
@@ -22,16 +22,19 @@ import datetime as dt
 import itertools
 import logging
 from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
-from receivables.aging import compute_snapshot
+from receivables.aging import ensure_snapshots
 from receivables.config import AgingPolicy, Band, ProvisionPolicy
 from receivables.risk.classification import substandard_from
 from receivables.warehouse import sqlfiles
 from receivables.warehouse.db import refresh_statistics
 from receivables.warehouse.schema import (
+    TOTAL,
     aging_runs,
     aging_snapshots,
     invoice_risk,
@@ -39,6 +42,7 @@ from receivables.warehouse.schema import (
     provision_rates,
     roll_rates,
 )
+from receivables.warehouse.types import RATE_SCALE, quantize_rate
 
 log = logging.getLogger(__name__)
 
@@ -71,95 +75,86 @@ def roll_months(buckets: list[Band]) -> dict[str, int]:
     return steps
 
 
-def chain_loss_rates(rolls: list[float], factor: float = 1.0) -> list[float]:
-    """Loss rates from roll rates: the product of the rolls from each bucket to the last (whose
-    loss rate is 1), times ``factor``, capped at 1. ``rolls`` has one rate per bucket but the
-    last; the result has one per bucket.
+def exact_rate(value: Fraction | Decimal | int) -> Decimal:
+    """An exact ratio as a stored rate: rounded half-up to
+    :data:`~receivables.warehouse.types.RATE_SCALE` places."""
+    if isinstance(value, Decimal):
+        return quantize_rate(value)
+    fraction = Fraction(value)
+    scale = 10**RATE_SCALE
+    units = (2 * fraction.numerator * scale + fraction.denominator) // (2 * fraction.denominator)
+    return Decimal(units).scaleb(-RATE_SCALE)
 
-    >>> [round(r, 5) for r in chain_loss_rates([0.1, 0.3, 0.5, 0.6, 0.7, 0.8])]
-    [0.00504, 0.0504, 0.168, 0.336, 0.56, 0.8, 1.0]
+
+def chain_loss_rates(
+    rolls: list[Fraction | Decimal], factor: Decimal | Fraction = Decimal(1)
+) -> list[Decimal]:
+    """Loss rates from roll rates: the product of the rolls from each bucket to the last (whose
+    loss rate is 1), times ``factor``, capped at 1 — computed exactly, then rounded half-up to
+    the stored places. ``rolls`` has one rate per bucket but the last; the result has one per
+    bucket.
+
+    >>> rates = chain_loss_rates([Decimal(x) for x in ("0.1", "0.3", "0.5", "0.6", "0.7", "0.8")])
+    >>> [f"{r:.5f}" for r in rates]
+    ['0.00504', '0.05040', '0.16800', '0.33600', '0.56000', '0.80000', '1.00000']
     """
-    rates = [1.0]
+    rates = [Fraction(1)]
     for roll in reversed(rolls):
-        rates.append(rates[-1] * roll)
+        rates.append(rates[-1] * Fraction(roll))
     rates.reverse()
-    return [1.0 if i == len(rates) - 1 else min(1.0, r * factor) for i, r in enumerate(rates)]
+    factor = Fraction(factor)
+    return [
+        exact_rate(1 if i == len(rates) - 1 else min(Fraction(1), r * factor))
+        for i, r in enumerate(rates)
+    ]
 
 
 @dataclass
 class ProvisionMatrix:
-    """Loss rates of one currency's book."""
+    """Loss rates of one currency's book (exact, as stored)."""
 
     currency: str
     buckets: list[str]
-    roll_rates: dict[str, float | None]
+    roll_rates: dict[str, Decimal | None]
     observations: dict[str, int]
-    loss_rates: dict[str, float]
+    loss_rates: dict[str, Decimal]
     methods: dict[str, str]
     steps: dict[str, int] = field(default_factory=dict)
 
 
 def build_matrix(
     currency: str,
-    observed: dict[str, list[float]],
+    observed: dict[str, list[Fraction]],
     aging: AgingPolicy,
     policy: ProvisionPolicy,
 ) -> ProvisionMatrix:
-    """Loss rates of a book from its roll observations (per bucket, a list of monthly rates),
-    falling back per bucket where a bucket of its chain has too few observations."""
+    """Loss rates of a book from its roll observations (per bucket, a list of exact monthly
+    rates), falling back per bucket where a bucket of its chain has too few observations."""
     buckets = [b.name for b in aging.buckets]
     steps = roll_months(aging.buckets)
-    averages: dict[str, float | None] = {}
+    averages: dict[str, Fraction | None] = {}
     counts: dict[str, int] = {}
     for name in buckets[:-1]:
-        values = observed.get(name, [])
+        values = [Fraction(v) for v in observed.get(name, [])]
         counts[name] = len(values)
-        averages[name] = sum(values) / len(values) if values else None
+        averages[name] = sum(values, Fraction(0)) / len(values) if values else None
     counts[buckets[-1]] = 0
     averages[buckets[-1]] = None
-    loss, methods = {}, {}
+    loss: dict[str, Decimal] = {}
+    methods: dict[str, str] = {}
     for i, name in enumerate(buckets):
         chain = buckets[i:-1]
         enough = all(counts[b] >= policy.min_history_months for b in chain)
         if i == len(buckets) - 1:
-            loss[name], methods[name] = 1.0, "loss"
+            loss[name], methods[name] = exact_rate(1), "loss"
         elif enough:
             rolls = [averages[b] for b in chain]
             loss[name] = chain_loss_rates(rolls, policy.forward_looking_factor)[0]
             methods[name] = "roll_rates"
         else:
-            loss[name], methods[name] = policy.fallback_rates[name], "fallback"
-    return ProvisionMatrix(currency, buckets, averages, counts, loss, methods, steps)
-
-
-def _rank_sql(buckets: list[Band]):
-    def rank(expr: str) -> str:
-        whens = " ".join(f"WHEN '{b.name}' THEN {i}" for i, b in enumerate(buckets))
-        return f"(CASE {expr} {whens} END)"
-
-    return rank
-
-
-def _computed_dates(conn: Connection) -> set[dt.date]:
-    return set(conn.execute(sa.select(aging_runs.c.as_of_date)).scalars())
-
-
-def ensure_month_end_snapshots(
-    engine: Engine, dates: list[dt.date], aging: AgingPolicy
-) -> list[dt.date]:
-    """Compute the aging snapshot of every month-end in ``dates`` that has none yet."""
-    with engine.connect() as conn:
-        done = _computed_dates(conn)
-    missing = [d for d in dates if d not in done]
-    for day in missing:
-        compute_snapshot(engine, day, aging, summary=False)
-    if missing:
-        log.info(
-            "computed %d month-end aging snapshot(s): %s",
-            len(missing),
-            ", ".join(d.isoformat() for d in missing),
-        )
-    return missing
+            loss[name], methods[name] = exact_rate(policy.fallback_rates[name]), "fallback"
+    rolls_stored = {b: None if a is None else exact_rate(a) for b, a in averages.items()}
+    return ProvisionMatrix(currency, buckets, rolls_stored, counts, loss, methods, steps)
 
 
 def earliest_ledger_date(engine: Engine) -> dt.date | None:
@@ -169,31 +164,46 @@ def earliest_ledger_date(engine: Engine) -> dt.date | None:
         return conn.execute(sa.select(first)).scalar()
 
 
-def update_roll_rates(engine: Engine, month_ends: list[dt.date], redo: bool = False) -> None:
+def update_roll_rates(engine: Engine, month_ends: list[dt.date]) -> None:
     """Compute the monthly roll matrix of each consecutive pair of ``month_ends`` that has none
-    yet (month-end snapshots do not change once computed; ``redo`` recomputes them all)."""
+    yet, or whose snapshots were recomputed since (each matrix remembers the newest loaded file
+    its two snapshots saw)."""
+    r, a = roll_rates, aging_runs
     with engine.connect() as conn:
-        done = set(conn.execute(sa.select(roll_rates.c.month_end).distinct()).scalars())
+        done = dict(
+            conn.execute(
+                sa.select(r.c.month_end, sa.func.max(r.c.ledger_file_id)).group_by(r.c.month_end)
+            ).all()
+        )
+        seen = dict(
+            conn.execute(
+                sa.select(a.c.as_of_date, a.c.ledger_file_id).where(a.c.as_of_date.in_(month_ends))
+            ).all()
+        )
     for previous, current in itertools.pairwise(month_ends):
-        if current in done and not redo:
+        ledger_file_id = max(seen.get(previous) or 0, seen.get(current) or 0)
+        if current in done and done[current] == ledger_file_id:
             continue
         with engine.begin() as conn:
             sqlfiles.execute(
                 conn,
                 "risk/roll_rates.sql",
-                {"month_end": current, "previous_month_end": previous},
+                {
+                    "month_end": current,
+                    "previous_month_end": previous,
+                    "ledger_file_id": ledger_file_id,
+                },
                 types={"month_end": sa.Date(), "previous_month_end": sa.Date()},
             )
 
 
 def observe_rolls(
     engine: Engine, laters: list[dt.date], available: set[dt.date], aging: AgingPolicy
-) -> dict[str, dict[str, list[float]]]:
+) -> dict[str, dict[str, list[Fraction]]]:
     """Roll observations per currency and bucket, one per month-end in ``laters`` whose
     bucket-width earlier month-end has a snapshot (``available``)."""
     steps = roll_months(aging.buckets)
-    rank = _rank_sql(aging.buckets)
-    observed: dict[str, dict[str, list[float]]] = {}
+    observed: dict[str, dict[str, list[Fraction]]] = {}
     statements = {}
     for later in laters:
         for step in sorted(set(steps.values())):
@@ -204,22 +214,25 @@ def observe_rolls(
                 (statements[step],) = sqlfiles.render(
                     "risk/roll_observations.sql",
                     engine.dialect.name,
-                    rank=rank,
+                    buckets=aging.buckets,
                     bucket_names=[b for b, months in steps.items() if months == step],
                 )
+            query = (
+                sa.text(statements[step])
+                .bindparams(
+                    sa.bindparam("earlier", type_=sa.Date()),
+                    sa.bindparam("later", type_=sa.Date()),
+                )
+                .columns(currency=sa.String(), bucket=sa.String(), base=TOTAL, rolled=TOTAL)
+            )
             with engine.connect() as conn:
-                rows = conn.execute(
-                    sa.text(statements[step]).bindparams(
-                        sa.bindparam("earlier", type_=sa.Date()),
-                        sa.bindparam("later", type_=sa.Date()),
-                    ),
-                    {"earlier": earlier, "later": later},
-                ).all()
+                rows = conn.execute(query, {"earlier": earlier, "later": later}).all()
             for currency, bucket, base, rolled in rows:
                 if steps.get(bucket) != step or not base:
                     continue
+                # exact: both sums are money, so the ratio is a ratio of integer cents
                 observed.setdefault(currency, {}).setdefault(bucket, []).append(
-                    float(rolled) / float(base)
+                    Fraction(rolled) / Fraction(base)
                 )
     return observed
 
@@ -235,7 +248,7 @@ def compute_provisions(
     window = [months_back(latest, n) for n in range(policy.history_months + longest, -1, -1)]
     if first is not None:
         window = [d for d in window if d >= month_end(first) or d == latest]
-    ensure_month_end_snapshots(engine, window, aging)
+    ensure_snapshots(engine, window, aging)
     update_roll_rates(engine, window[-(policy.history_months + 1) :])
     # one observation per bucket and month of the history window (the later month-ends)
     observed_all = observe_rolls(engine, window[-policy.history_months :], set(window), aging)
@@ -248,6 +261,16 @@ def compute_provisions(
             ).scalars()
         )
     matrices = [build_matrix(c, observed_all.get(c, {}), aging, policy) for c in currencies]
+    apply_matrices(engine, as_of, matrices, aging)
+    return provision_summary(engine, as_of, matrices)
+
+
+def apply_matrices(
+    engine: Engine, as_of: dt.date, matrices: list[ProvisionMatrix], aging: AgingPolicy
+) -> None:
+    """Store the provision matrices of ``as_of`` and compute every open invoice's final class
+    and ECL from them (``sql/risk/invoice_risk.sql``; the date's aging snapshot and customer
+    classes must exist). Replaces the date's rows."""
     with engine.begin() as conn:
         conn.execute(provision_rates.delete().where(provision_rates.c.as_of_date == as_of))
         rows = [
@@ -278,10 +301,9 @@ def compute_provisions(
             substandard_from=substandard_from(aging),
         )
     refresh_statistics(engine, "invoice_risk")
-    return provision_summary(engine, as_of, matrices)
 
 
-def cure_rates(engine: Engine, month_end_day: dt.date) -> dict[str, float]:
+def cure_rates(engine: Engine, month_end_day: dt.date) -> dict[str, Decimal]:
     """Per currency, the share of the overdue outstanding at the previous month-end that was
     paid or back to current at ``month_end_day`` (from the stored roll matrix)."""
     r = roll_rates
@@ -298,7 +320,7 @@ def cure_rates(engine: Engine, month_end_day: dt.date) -> dict[str, float]:
             .where(r.c.month_end == month_end_day)
             .group_by(r.c.currency)
         ).all()
-    return {currency: float(c / o) for currency, o, c in rows if o}
+    return {currency: exact_rate(Fraction(c) / Fraction(o)) for currency, o, c in rows if o}
 
 
 def provision_summary(engine: Engine, as_of: dt.date, matrices: list[ProvisionMatrix]) -> dict:
@@ -327,12 +349,12 @@ def provision_summary(engine: Engine, as_of: dt.date, matrices: list[ProvisionMa
     latest = latest_month_end(as_of)
     summary["cure_rates"] = {
         "month_end": latest.isoformat(),
-        "by_currency": {c: round(v, 4) for c, v in cure_rates(engine, latest).items()},
+        "by_currency": {c: str(v) for c, v in cure_rates(engine, latest).items()},
     }
     for m in matrices:
         summary["matrices"][m.currency] = {
             b: {
-                "loss_rate": round(m.loss_rates[b], 6),
+                "loss_rate": str(m.loss_rates[b]),
                 "method": m.methods[b],
                 "observations": m.observations[b],
             }

@@ -2,9 +2,9 @@
 
 A scorecard is a table of points: for every feature, bins of its values and the points a
 customer earns in each; the score is the base points plus the points of the customer's bins.
-The scale is fixed by the policy (DOMAIN.md): score = offset + factor × ln(odds good:bad), with
-factor = PDO / ln 2 and offset = base − factor × ln(base odds), so the score maps back to a
-probability of default (PD) and the PD to a grade A–E.
+The scale is fixed by the policy (docs/formulas.md): score = offset + factor × ln(odds
+good:bad), with factor = PDO / ln 2 and offset = base − factor × ln(base odds), so the score
+maps back to a probability of default (PD) and the PD to a grade A–E.
 
 Training (:func:`train_scorecard`): each feature is cut at quantiles, adjacent bins are merged
 until the bad rate moves in one direction only (monotone, so the points make sense to a credit

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from receivables.warehouse.types import Money
+from receivables.warehouse.types import FX_RATE_SCALE, TOTAL_PRECISION, Money, Rate
 
 metadata = sa.MetaData(
     naming_convention={
@@ -48,6 +48,12 @@ ingested_files = sa.Table(
     sa.Column("rows_loaded", sa.Integer, nullable=False, server_default="0"),
     sa.Column("rows_quarantined", sa.Integer, nullable=False, server_default="0"),
     sa.Column("as_of_date", sa.Date, nullable=False, comment="business date of the ingest run"),
+    sa.Column(
+        "earliest_date",
+        sa.Date,
+        comment="earliest business date whose ledger this load changed (history is recomputed "
+        "from there)",
+    ),
     sa.Column("dag_run_id", sa.String(250)),
     sa.Column("stored_path", sa.Text, comment="where the file went: archive/ or rejected/"),
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
@@ -131,6 +137,23 @@ payments = sa.Table(
     sa.Index("ix_payments_invoice_id_paid_date", "invoice_id", "paid_date"),
 )
 
+fx_rates = sa.Table(
+    "fx_rates",
+    metadata,
+    sa.Column("rate_date", sa.Date, primary_key=True),
+    sa.Column("currency", CURRENCY, primary_key=True),
+    sa.Column(
+        "rate",
+        Rate(FX_RATE_SCALE, 20),
+        nullable=False,
+        comment="units of the reporting currency for one unit of currency",
+    ),
+    sa.Column("source_file_id", sa.Integer, nullable=False),
+    sa.CheckConstraint("rate > 0", name="rate_positive"),
+    comment="exchange rates to the reporting currency; a date without its own rate uses the "
+    "latest earlier one",
+)
+
 aging_snapshots = sa.Table(
     "aging_snapshots",
     metadata,
@@ -155,15 +178,23 @@ aging_runs = sa.Table(
     metadata,
     sa.Column("as_of_date", sa.Date, primary_key=True),
     sa.Column("open_invoices", sa.Integer, nullable=False),
+    sa.Column(
+        "ledger_file_id",
+        sa.Integer,
+        comment="the newest loaded file the snapshot saw: a later load that changed this date "
+        "makes it stale",
+    ),
     sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False, comment="audit only"),
     comment="one row per as-of date whose aging snapshot exists (even when it has no rows)",
 )
 
 # --- risk (issue: classification, provisions, roll rates, scores, warnings) ------------------
 
-#: Rates (shares, roll and loss rates, PDs) are estimates: double precision is exact enough, and
-#: money computed from them is rounded to the cent where it is stored.
-RATE = sa.Float(53)
+#: Shares, roll rates and loss rates are stored exactly (8 decimal places): the provision of an
+#: invoice is its outstanding times its loss rate, rounded half-up to the cent, and must come out
+#: to the same cent on every engine. A money column holding a sum of many rows is a ``TOTAL``.
+RATE = Rate()
+TOTAL = Money(TOTAL_PRECISION)
 
 customer_risk_classes = sa.Table(
     "customer_risk_classes",
@@ -171,9 +202,14 @@ customer_risk_classes = sa.Table(
     sa.Column("as_of_date", sa.Date, primary_key=True),
     sa.Column("customer_id", ID, primary_key=True),
     sa.Column("currency", CURRENCY, primary_key=True),
-    sa.Column("outstanding", Money, nullable=False),
-    sa.Column("substandard_or_worse", Money, nullable=False),
-    sa.Column("substandard_share", RATE, nullable=False),
+    sa.Column("outstanding", TOTAL, nullable=False),
+    sa.Column("substandard_or_worse", TOTAL, nullable=False),
+    sa.Column(
+        "substandard_share",
+        RATE,
+        nullable=False,
+        comment="share of the customer's outstanding (converted) that is substandard or worse",
+    ),
     sa.Column("worst_days_past_due", sa.Integer, nullable=False),
     sa.Column("risk_class", sa.String(16), nullable=False, comment="the worst of its invoices"),
     sa.Column(
@@ -182,6 +218,12 @@ customer_risk_classes = sa.Table(
         nullable=False,
         comment="more than the threshold is substandard or worse: all at least substandard",
     ),
+    sa.Column(
+        "fx_rate",
+        Rate(FX_RATE_SCALE, 20),
+        comment="rate to the reporting currency on the as-of date (none: judged on its own)",
+    ),
+    sa.Column("reporting_outstanding", TOTAL, comment="outstanding in the reporting currency"),
     comment="customer-level five-category classification per as-of date and currency",
 )
 
@@ -214,8 +256,13 @@ roll_rates = sa.Table(
     sa.Column("currency", CURRENCY, primary_key=True),
     sa.Column("from_bucket", sa.String(16), primary_key=True),
     sa.Column("to_bucket", sa.String(16), primary_key=True, comment="a bucket, or 'paid'"),
-    sa.Column("amount", Money, nullable=False, comment="outstanding at the earlier month-end"),
+    sa.Column("amount", TOTAL, nullable=False, comment="outstanding at the earlier month-end"),
     sa.Column("invoices", sa.Integer, nullable=False),
+    sa.Column(
+        "ledger_file_id",
+        sa.Integer,
+        comment="the newest loaded file the two month-end snapshots saw",
+    ),
     comment="bucket-to-bucket movement of open invoices between consecutive month-ends",
 )
 
@@ -259,9 +306,18 @@ credit_scores = sa.Table(
     sa.Column("customer_id", ID, primary_key=True),
     sa.Column("model_id", sa.Integer, nullable=False),
     sa.Column("score", sa.Float(53), nullable=False, comment="rounded to 2 decimals"),
-    sa.Column("pd", RATE, nullable=False, comment="probability of reaching 90+ days past due"),
+    sa.Column(
+        "pd", sa.Float(53), nullable=False, comment="probability of reaching 90+ days past due"
+    ),
     sa.Column("grade", sa.String(1), nullable=False),
     sa.Column("reasons", sa.Text, nullable=False),
+    sa.Column(
+        "basis",
+        sa.String(16),
+        nullable=False,
+        server_default="behaviour",
+        comment="behaviour (payment history) or application (no payment history yet)",
+    ),
 )
 
 risk_warnings = sa.Table(

@@ -4,14 +4,18 @@ A file may hold several statements, each ending with ``;`` at the end of a line;
 name starts with ``_`` hold Jinja macros shared by others. The template sees ``dialect``
 (``"sqlite"`` or ``"postgresql"``) and these macros, which hide the differences that matter:
 
+* ``band_case(days, bands)`` — the name of the band (bucket or risk class) of a number of days
+  past due; ``band_rank(name, bands)`` — a band's position by its name;
 * ``days_between(later, earlier)`` — whole days between two DATE expressions;
 * ``cents(expr)`` — a Money column as integer cents; ``money(expr)`` — integer cents as Money
   (on SQLite money already *is* cents, see :mod:`receivables.warehouse.types`);
 * ``money_text(cents)`` — non-negative integer cents as text with two decimals, for messages;
 * ``date_param(name)`` — a bound date parameter usable in comparisons;
 * ``epoch_days(date)`` — a DATE as whole days since 1970-01-01 (for numeric work);
-* ``money_times_rate(money, rate)`` — an amount times a rate, rounded half away from zero to
-  the cent (both engines round that way).
+* ``money_times_rate(money, rate)`` — a non-negative amount times an exact rate of
+  :data:`~receivables.warehouse.types.RATE_SCALE` places between 0 and 1, rounded half-up to
+  the cent, to the same cent on both engines (PostgreSQL: NUMERIC; SQLite: integer cents times
+  integer rate units, split so the product never leaves 64 bits).
 
 Values always go in as bound parameters; only validated configuration (bucket bounds and
 names) is rendered into the text.
@@ -29,9 +33,35 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from receivables.paths import SQL_DIR
+from receivables.warehouse.types import RATE_SCALE
+
+#: One rate as stored on SQLite, in integer units (see :class:`~receivables.warehouse.types.Rate`).
+_RATE_UNIT = 10**RATE_SCALE
+
+
+def band_case(expr: str, bands) -> str:
+    """``CASE`` giving the name of the band (bucket or risk class) that holds ``expr`` days
+    past due; the bands are validated configuration (receivables.config.Band)."""
+    whens = " ".join(
+        f"WHEN {expr} <= {band.max_days} THEN '{band.name}'"
+        for band in bands
+        if band.max_days is not None
+    )
+    return f"(CASE {whens} ELSE '{bands[-1].name}' END)"
+
+
+def band_rank(expr: str, bands) -> str:
+    """``CASE`` giving the position (0, 1, …) of the band named by ``expr``."""
+    whens = " ".join(f"WHEN '{band.name}' THEN {i}" for i, band in enumerate(bands))
+    return f"(CASE {expr} {whens} END)"
 
 
 def _macros(dialect: str) -> dict[str, Any]:
+    common = {"band_case": band_case, "band_rank": band_rank}
+    return common | _dialect_macros(dialect)
+
+
+def _dialect_macros(dialect: str) -> dict[str, Any]:
     if dialect == "sqlite":
         return {
             "days_between": lambda later, earlier: (
@@ -41,7 +71,10 @@ def _macros(dialect: str) -> dict[str, Any]:
             "money": lambda expr: f"({expr})",
             "date_param": lambda name: f"date(:{name})",
             "money_text": lambda cents: f"printf('%d.%02d', ({cents}) / 100, ({cents}) % 100)",
-            "money_times_rate": lambda money, rate: f"CAST(ROUND(({money}) * ({rate})) AS INTEGER)",
+            "money_times_rate": lambda money, rate: (
+                f"((({money}) / {_RATE_UNIT}) * ({rate}) "
+                f"+ ((({money}) % {_RATE_UNIT}) * ({rate}) + {_RATE_UNIT // 2}) / {_RATE_UNIT})"
+            ),
             "epoch_days": lambda expr: f"CAST(julianday({expr}) - 2440587.5 AS INTEGER)",
         }
     return {
@@ -50,9 +83,9 @@ def _macros(dialect: str) -> dict[str, Any]:
         "money": lambda expr: f"(CAST({expr} AS NUMERIC(18, 2)) / 100)",
         "date_param": lambda name: f"CAST(:{name} AS DATE)",
         "money_text": lambda cents: (
-            f"CAST(CAST(CAST(({cents}) AS NUMERIC(20, 0)) / 100 AS NUMERIC(18, 2)) AS TEXT)"
+            f"CAST(CAST(CAST(({cents}) AS NUMERIC(30, 0)) / 100 AS NUMERIC(30, 2)) AS TEXT)"
         ),
-        "money_times_rate": lambda money, rate: f"ROUND(({money}) * CAST({rate} AS NUMERIC), 2)",
+        "money_times_rate": lambda money, rate: f"ROUND(({money}) * ({rate}), 2)",
         "epoch_days": lambda expr: f"(({expr}) - DATE '1970-01-01')",
     }
 
