@@ -1,4 +1,4 @@
-# Entry points (CONTRACT §1). Every target works on a fresh clone: `.venv` is created from the
+# Entry points (docs/contract.md §1). Every target works on a fresh clone: `.venv` is created from the
 # committed lock file (uv.lock) by `make install`, which the other targets depend on.
 SHELL := /bin/bash
 PYTHON ?= python3.11

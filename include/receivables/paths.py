@@ -1,7 +1,7 @@
 """Where the project's non-Python parts live: SQL files, templates, GX suites, DAGs, plugins.
 
 The package is installed editable from the checkout (``make install``), so these folders are
-found next to it in the repository, as DESIGN.md lays them out.
+found next to it in the repository, as docs/design.md lays them out.
 """
 
 from __future__ import annotations

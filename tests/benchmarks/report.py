@@ -855,10 +855,10 @@ How it is measured (`tests/benchmarks/`):
   (warm-up and yardsticks included). The 5M target uses the larger of the two.
 * Aging: `compute_snapshot()` twice (run 2 is warm); "transaction" is its own `seconds` (DELETE +
   INSERT … SELECT + count + `aging_runs`), "summary queries" is `summarise()`. The hand-written
-  statement is one `CREATE TABLE aging_yardstick AS SELECT …` written from CONTRACT §5, run twice
-  on the same tables right after; the benchmark asserts it yields the same rows, the same total
-  outstanding and the same (bucket, risk class) counts as the package's snapshot. Targets compare
-  run 2 with run 2.
+  statement is one `CREATE TABLE aging_yardstick AS SELECT …` written from docs/contract.md §5,
+  run twice on the same tables right after; the benchmark asserts it yields the same rows, the
+  same total outstanding and the same (bucket, risk class) counts as the package's snapshot.
+  Targets compare run 2 with run 2.
 * COPY: `COPY t FROM STDIN WITH (FORMAT csv, HEADER true)` via psycopg, streaming the file in
   1 MiB chunks into a new plain (logged) table of text columns; for the invoices also into a
   typed table, and for invoices and payments into tables created `LIKE` the migrated warehouse

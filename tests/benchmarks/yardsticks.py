@@ -1,6 +1,6 @@
 """The yardsticks: hand-written aging SQL, DuckDB on the CSV files, PostgreSQL ``COPY``.
 
-The hand-written statement is written from CONTRACT §5 alone (not from the package's SQL):
+The hand-written statement is written from docs/contract.md §5 alone (not from the package's SQL):
 outstanding = amount − payments with ``paid_date`` ≤ as-of, one row per invoice issued on or
 before the as-of date with outstanding > 0; days past due = as-of − due date when positive;
 bucket and five-category risk class by days past due. It is one ``CREATE TABLE … AS SELECT``
@@ -13,7 +13,7 @@ import datetime as dt
 import time
 from pathlib import Path
 
-# Bands of CONTRACT §5 (the package's defaults say the same; keeping them literal here makes
+# Bands of docs/contract.md §5 (the package's defaults say the same; keeping them literal here makes
 # the yardstick an independent check of the package's snapshot).
 _BUCKET = """CASE WHEN dpd = 0 THEN 'current' WHEN dpd <= 30 THEN '1-30'
      WHEN dpd <= 60 THEN '31-60' WHEN dpd <= 90 THEN '61-90' WHEN dpd <= 180 THEN '91-180'
@@ -213,8 +213,8 @@ INVOICE_TYPES = {
 
 # --- risk yardsticks (DuckDB from the CSV files) ----------------------------------------------
 
-#: DOMAIN.md's classification rule, literal here too (an independent check of the package):
-#: an invoice is substandard or worse from 91 days past due (CONTRACT §5's bands above); a
+#: docs/formulas.md's classification rule, literal here too (an independent check of the package):
+#: an invoice is substandard or worse from 91 days past due (docs/contract.md §5's bands above); a
 #: customer whose substandard-or-worse share of outstanding exceeds 10 % has the rule applied.
 SUBSTANDARD_FROM_DAYS = 91
 SUBSTANDARD_SHARE = 0.10

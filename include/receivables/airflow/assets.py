@@ -1,4 +1,4 @@
-"""The cross-DAG Assets, declared once (DESIGN.md: ledger ──► risk ──► reminders, legal)."""
+"""The cross-DAG Assets, declared once (docs/design.md: ledger ──► risk ──► reminders, legal)."""
 
 from __future__ import annotations
 
