@@ -376,3 +376,37 @@ def test_money_totals_survive_the_whole_pipeline(warehouse, home):
             sa.select(sa.type_coerce(sa.func.sum(invoices.c.amount), invoices.c.amount.type))
         ).scalar()
     assert total == issued
+
+
+def test_the_receivables_db_connection_names_the_warehouse(home, pg_url, monkeypatch, airflow_db):
+    """Without RECEIVABLES_DB_URL, the tasks find the warehouse through Airflow's own lookup of
+    the ``receivables_db`` connection (here from ``AIRFLOW_CONN_RECEIVABLES_DB``, as JSON), not
+    the embedded SQLite default."""
+    import json
+
+    from sqlalchemy.engine import make_url
+
+    monkeypatch.delenv("RECEIVABLES_DB_URL", raising=False)
+    url = make_url(pg_url)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_RECEIVABLES_DB",
+        json.dumps(
+            {
+                "conn_type": "postgres",
+                "host": url.host,
+                "port": url.port,
+                "login": url.username,
+                "schema": url.database,
+            }
+        ),
+    )
+    engine = create_engine(pg_url)
+    upgrade(engine)
+    generate_sample(home / "inbox", 10, AS_OF, seed=5)
+    report = run("ledger_ingest")
+    assert report.ok, report.tasks
+    assert ran(report, "ingest_invoices") == ["success"]
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(invoices)).scalar() > 0
+    engine.dispose()
+    assert not (home / "warehouse.db").exists()  # the embedded default was never touched
