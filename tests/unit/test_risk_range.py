@@ -47,3 +47,33 @@ def test_a_thousand_and_one_largest_invoices_of_one_customer(engine):
     assert row.reporting_outstanding == total
     assert Decimal(summary["by_currency"]["CNY"]["outstanding"]) == total
     assert ecl == Decimal(summary["by_currency"]["CNY"]["ecl"]) > 0
+
+
+def test_the_embedded_warehouse_refuses_a_book_its_integers_cannot_add_up(ingest, engine, home):
+    """SQLite keeps 64-bit integer cents: an invoice that would take a currency's ledger past
+    90,000,000,000,000,000.00 is quarantined there (PostgreSQL loads it); either way the risk
+    steps add the book up without overflowing."""
+    from tests.helpers import drop, exported
+
+    inbox = home / "inbox"
+    drop(inbox, "customers.csv", "customer_id,name\nBIG,Big Ltd\n")
+    lines = ["invoice_id,customer_id,issue_date,due_date,amount"] + [
+        f"I{i},BIG,2024-01-01,2024-02-01,{LARGEST}" for i in range(9001)
+    ]
+    drop(inbox, "invoices.csv", "\n".join(lines) + "\n")
+    assert ingest.ingest(inbox / "customers.csv").status == "loaded"
+    outcome = ingest.ingest(inbox / "invoices.csv")
+    if engine.dialect.name == "sqlite":
+        assert (outcome.rows_loaded, outcome.rows_quarantined) == (9000, 1)
+        (refused,) = exported(engine, "rejects", home)[0]
+        assert refused["record_id"] == "I9000"
+        assert refused["reason"].startswith(
+            "the embedded SQLite warehouse holds at most 90,000,000,000,000,000.00 CNY"
+        )
+    else:
+        assert (outcome.rows_loaded, outcome.rows_quarantined) == (9001, 0)
+    compute_snapshot(engine, AS_OF, POLICY.aging)
+    compute_customer_classes(engine, AS_OF, POLICY)
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(customer_risk_classes)).one()
+    assert row.outstanding == LARGEST * outcome.rows_loaded
