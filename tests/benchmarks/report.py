@@ -426,8 +426,8 @@ RISK_ROWS = {
     "train": "training rows",
     "warnings": "customer × currency",
 }
-#: how each warehouse rounds to the cent (see yardsticks.duckdb_risk)
-ECL_VARIANT = {"postgresql": "ecl_decimal_cents", "sqlite": "ecl_double_cents"}
+#: how each warehouse rounds to the cent (see yardsticks.duckdb_risk): both exactly, half-up
+ECL_VARIANT = {"postgresql": "ecl_decimal_cents", "sqlite": "ecl_decimal_cents"}
 
 
 def _risk_runs(results: dict) -> list[tuple[str, str, dict]]:
@@ -600,7 +600,7 @@ def _risk_checks(results: dict) -> list[str]:
         rows = []
         for engine, r in risks.items():
             theirs = (duck.get("ecl") or {}).get(engine, {})
-            other = "ecl_double_cents" if engine == "postgresql" else "ecl_decimal_cents"
+            other = "ecl_double_cents"  # what binary floating point would have given
             for currency, mine in r["ecl"].items():
                 d = theirs.get(currency, {})
                 rows.append(
@@ -617,10 +617,9 @@ def _risk_checks(results: dict) -> list[str]:
                 )
         lines += [
             "ECL per currency: the package's `invoice_risk` total vs DuckDB's aging × the "
-            "provision matrix that warehouse stored, each invoice rounded to the cent as that "
-            "warehouse rounds (PostgreSQL: exact `numeric` with the rate's 15 significant "
-            "digits; SQLite: integer cents × `REAL` rate, then `ROUND`); the last column is "
-            "what rounding the other way would change.",
+            "provision matrix that warehouse stored, each invoice rounded half-up to the cent "
+            "exactly, as both warehouses do (exact 8-place rates); the last column is what "
+            "binary floating point (cents × a `DOUBLE` rate) would change.",
             "",
             *_table(
                 [

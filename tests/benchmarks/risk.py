@@ -272,7 +272,7 @@ def run_risk(size: Size, engine_name: str, features_file: Path, keep: bool = Fal
         "baseline_rss": probe.rss(),
         "open_invoices": int(open_invoices),
         "policy": {
-            "substandard_share": policy.classification.substandard_share,
+            "substandard_share": str(policy.classification.substandard_share),
             "history_months": policy.provisions.history_months,
             "min_history_months": policy.provisions.min_history_months,
         },
@@ -281,7 +281,7 @@ def run_risk(size: Size, engine_name: str, features_file: Path, keep: bool = Fal
     calls = {
         "classify": (
             compute_customer_classes,
-            (engine, AS_OF, policy.aging, policy.classification),
+            (engine, AS_OF, policy),
         ),
         "provisions:1": (compute_provisions, (engine, AS_OF, policy.aging, policy.provisions)),
         "provisions:2": (compute_provisions, (engine, AS_OF, policy.aging, policy.provisions)),

@@ -112,8 +112,9 @@ def _check_duckdb(size_result: dict) -> list[str]:
     return problems
 
 
-#: How each warehouse rounds outstanding × loss rate to the cent (see yardsticks.duckdb_risk).
-ECL_ROUNDING = {"postgresql": "ecl_decimal_cents", "sqlite": "ecl_double_cents"}
+#: How each warehouse rounds outstanding × loss rate to the cent (see yardsticks.duckdb_risk):
+#: both exactly, half-up.
+ECL_ROUNDING = {"postgresql": "ecl_decimal_cents", "sqlite": "ecl_decimal_cents"}
 
 
 def _check_risk(size_result: dict) -> list[str]:

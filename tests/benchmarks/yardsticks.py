@@ -337,10 +337,9 @@ def duckdb_risk(data_dir: Path, as_of: dt.date, packages: dict[str, dict], probe
 
     * classes: per customer and currency the worst class and the 10 % rule, counted per class;
     * ECL: the provision matrix each warehouse stored (``packages[engine]["provision_rates"]``)
-      applied to the DuckDB aging, per currency, rounded per invoice to the cent the two ways
-      the warehouses round (PostgreSQL: ``numeric`` of the rate's 15 significant digits, exact,
-      half away from zero; SQLite: integer cents × the ``REAL`` rate in double precision, then
-      ``ROUND``, i.e. ⌊x + 0.5⌋);
+      applied to the DuckDB aging, per currency, rounded per invoice to the cent exactly and
+      half-up, as both warehouses do with their exact 8-place rates (and, for comparison, the
+      way binary floating point would: cents × a ``DOUBLE`` rate, then ⌊x + 0.5⌋);
     * features: ``worst_dpd_12m`` and ``avg_dpd_12m`` of every customer, compared with the
       package's (``packages[engine]["features_file"]``, a Parquet file).
 
