@@ -148,17 +148,31 @@ def _cents(engine_name: str, column: str) -> str:
 
 def _outputs(engine, engine_name: str) -> dict:
     """What the yardsticks check, read from the warehouse after the steps (not timed)."""
+    import sqlalchemy as sa
+
+    from receivables.warehouse.schema import provision_rates
+
     day = f"'{AS_OF.isoformat()}'"
     classes = _scalar_rows(
         engine,
         "SELECT risk_class, COUNT(*), SUM(CASE WHEN rule_applied THEN 1 ELSE 0 END) "
         f"FROM customer_risk_classes WHERE as_of_date = {day} GROUP BY risk_class",
     )
-    rates = _scalar_rows(
-        engine,
-        "SELECT currency, bucket, loss_rate, method, observations, roll_rate, roll_months "
-        f"FROM provision_rates WHERE as_of_date = {day} ORDER BY currency, bucket",
-    )
+    r = provision_rates  # typed: exact rates are integer units on SQLite
+    with engine.connect() as conn:
+        rates = conn.execute(
+            sa.select(
+                r.c.currency,
+                r.c.bucket,
+                r.c.loss_rate,
+                r.c.method,
+                r.c.observations,
+                r.c.roll_rate,
+                r.c.roll_months,
+            )
+            .where(r.c.as_of_date == AS_OF)
+            .order_by(r.c.currency, r.c.bucket)
+        ).all()
     ecl = _scalar_rows(
         engine,
         f"SELECT currency, COUNT(*), SUM({_cents(engine_name, 'ecl')}), "

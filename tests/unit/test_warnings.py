@@ -307,3 +307,49 @@ def test_the_digest_shows_the_reporting_currency_beside_each(engine, home, with_
     else:
         assert "- USD 12.50\n" in text
         assert "No CNY rate on or before 2024-06-30 for USD" in text
+
+
+def test_a_book_of_many_scored_customers_without_invoices(engine):
+    # 70 000 customers graded today with nothing open: their limits were once read with an
+    # IN-list of their ids, beyond PostgreSQL's 65 535 parameters (found by the benchmark)
+    from receivables.warehouse.bulk import insert_rows
+
+    count = 70_000
+    ids = [f"Q{i:06d}" for i in range(count)]
+    with engine.begin() as conn:
+        insert_rows(
+            conn,
+            customers,
+            [
+                {
+                    "customer_id": c,
+                    "name": c,
+                    "locale": "en",
+                    "timezone": "UTC",
+                    "currency": "CNY",
+                    "do_not_contact": False,
+                    "source_file_id": 1,
+                }
+                for c in ids
+            ],
+        )
+        insert_rows(
+            conn,
+            credit_scores,
+            [
+                {
+                    "as_of_date": TODAY,
+                    "customer_id": c,
+                    "model_id": 1,
+                    "score": 600.0,
+                    "pd": 0.02,
+                    "grade": "B",
+                    "reasons": "x",
+                    "basis": "application",
+                }
+                for c in ids
+            ],
+        )
+    compute_snapshot(engine, TODAY, POLICY.aging)
+    summary = raise_warnings(engine, TODAY, POLICY)
+    assert summary["warnings"] == 0
