@@ -312,14 +312,11 @@ def test_the_digest_shows_the_reporting_currency_beside_each(engine, home, with_
 def test_a_book_of_many_scored_customers_without_invoices(engine):
     # 70 000 customers graded today with nothing open: their limits were once read with an
     # IN-list of their ids, beyond PostgreSQL's 65 535 parameters (found by the benchmark)
-    from receivables.warehouse.bulk import insert_rows
-
     count = 70_000
     ids = [f"Q{i:06d}" for i in range(count)]
     with engine.begin() as conn:
-        insert_rows(
-            conn,
-            customers,
+        conn.execute(
+            customers.insert(),
             [
                 {
                     "customer_id": c,
@@ -333,9 +330,8 @@ def test_a_book_of_many_scored_customers_without_invoices(engine):
                 for c in ids
             ],
         )
-        insert_rows(
-            conn,
-            credit_scores,
+        conn.execute(
+            credit_scores.insert(),
             [
                 {
                     "as_of_date": TODAY,

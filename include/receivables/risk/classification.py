@@ -19,6 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -26,9 +27,9 @@ from receivables.aging import band_for
 from receivables.config import RISK_CLASS_ORDER, AgingPolicy, ClassificationPolicy, Policy
 from receivables.fx import Rates, rates_on
 from receivables.warehouse import sqlfiles
-from receivables.warehouse.bulk import insert_rows
+from receivables.warehouse.bulk import write_arrow
 from receivables.warehouse.schema import customer_risk_classes
-from receivables.warehouse.types import FX_RATE_SCALE, RATE_SCALE, Money
+from receivables.warehouse.types import FX_RATE_SCALE, RATE_SCALE, stored_money, stored_units
 
 SUBSTANDARD = "substandard"
 
@@ -67,111 +68,136 @@ def classify_customer(
     return CustomerClass(worst, share, applied, tuple(classes))
 
 
-def share_exceeds(part: int, whole: int, threshold: Decimal) -> bool:
-    """``part / whole > threshold``, exactly (integers and an exact decimal threshold)."""
-    numerator, denominator = threshold.as_integer_ratio()
-    return whole > 0 and part * denominator > whole * numerator
+@dataclass
+class Balances:
+    """Per customer and currency (parallel lists): the exact sums in whole cents, the worst
+    days past due and its class."""
 
+    customer_ids: list[str]
+    currencies: list[str]
+    outstanding: list[int]
+    substandard: list[int]
+    worst_days: list[int]
+    risk_classes: list[str]
 
-def rounded_share(part: int, whole: int, places: int = RATE_SCALE) -> Decimal:
-    """``part / whole`` rounded half-up to ``places`` decimals (0 when ``whole`` is 0)."""
-    if whole <= 0:
-        return Decimal(0)
-    scale = 10**places
-    units = (2 * part * scale + whole) // (2 * whole)
-    return Decimal(units).scaleb(-places)
+    def __len__(self) -> int:
+        return len(self.customer_ids)
 
 
 @dataclass
-class _Row:
-    customer_id: str
-    currency: str
-    outstanding: Decimal
-    substandard_or_worse: Decimal
-    worst_days_past_due: int
+class Decision:
+    """The customer-level rule for each row of :class:`Balances` (parallel lists)."""
+
+    share_units: list[int]  # the share it was judged on, in units of 10**-RATE_SCALE
+    rule_applied: list[bool]
+    reporting_cents: list[int | None]  # the outstanding in the reporting currency
 
 
-def _cents(amount: Decimal) -> int:
-    return int(amount.scaleb(2))
-
-
-def decide(rows: list[_Row], rates: Rates, policy: ClassificationPolicy) -> list[dict]:
-    """The stored rows: per customer and currency its worst class, and whether the customer-level
-    rule applies (converted over the currencies with a rate; alone for those without)."""
+def decide(rows: Balances, rates: Rates, policy: ClassificationPolicy) -> Decision:
+    """Whether the customer-level rule applies to each row: over the customer's currencies with
+    a rate, converted (cents × rate units, exact integers); alone for a currency without one."""
+    units: dict[str, int | None] = {}
+    for currency in set(rows.currencies):
+        rate = rates.rate(currency)
+        units[currency] = None if rate is None else int(rate.scaleb(FX_RATE_SCALE))
     converted: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    rate_units: dict[str, int | None] = {}
-    for row in rows:
-        rate = rates.rate(row.currency)
-        rate_units[row.currency] = None if rate is None else int(rate.scaleb(FX_RATE_SCALE))
+    for customer_id, currency, whole, part in zip(
+        rows.customer_ids, rows.currencies, rows.outstanding, rows.substandard, strict=True
+    ):
+        rate = units[currency]
         if rate is not None:
-            totals = converted[row.customer_id]
-            totals[0] += _cents(row.substandard_or_worse) * rate_units[row.currency]
-            totals[1] += _cents(row.outstanding) * rate_units[row.currency]
-    out = []
-    for row in rows:
-        rate = rate_units[row.currency]
-        if rate is not None:
-            part, whole = converted[row.customer_id]
-            reporting = rates.convert(row.outstanding, row.currency)
+            totals = converted[customer_id]
+            totals[0] += part * rate
+            totals[1] += whole * rate
+    numerator, denominator = policy.substandard_share.as_integer_ratio()
+    scale = 10**RATE_SCALE
+    half_fx = 10**FX_RATE_SCALE // 2
+    shares, applied, reporting = [], [], []
+    for customer_id, currency, whole, part in zip(
+        rows.customer_ids, rows.currencies, rows.outstanding, rows.substandard, strict=True
+    ):
+        rate = units[currency]
+        if rate is None:
+            judged_part, judged_whole = part, whole
+            reporting.append(None)
         else:
-            part, whole = _cents(row.substandard_or_worse), _cents(row.outstanding)
-            reporting = None
-        out.append(
-            {
-                "customer_id": row.customer_id,
-                "currency": row.currency,
-                "outstanding": row.outstanding,
-                "substandard_or_worse": row.substandard_or_worse,
-                "substandard_share": rounded_share(part, whole),
-                "worst_days_past_due": row.worst_days_past_due,
-                "risk_class": None,  # filled by the caller from the days past due
-                "rule_applied": share_exceeds(part, whole, policy.substandard_share),
-                "fx_rate": rates.rate(row.currency),
-                "reporting_outstanding": reporting,
-            }
-        )
-    return out
+            judged_part, judged_whole = converted[customer_id]
+            reporting.append((whole * rate + half_fx) // 10**FX_RATE_SCALE)
+        if judged_whole > 0:
+            shares.append((2 * judged_part * scale + judged_whole) // (2 * judged_whole))
+            applied.append(judged_part * denominator > judged_whole * numerator)
+        else:
+            shares.append(0)
+            applied.append(False)
+    return Decision(shares, applied, reporting)
+
+
+def read_balances(engine: Engine, as_of: dt.date, aging: AgingPolicy) -> Balances:
+    """The customer × currency sums of the aging snapshot of ``as_of`` (one set-based query,
+    ``sql/risk/customer_risk_classes.sql``; plain values, no per-value type conversion)."""
+    (statement,) = sqlfiles.render(
+        "risk/customer_risk_classes.sql",
+        engine.dialect.name,
+        substandard_from=substandard_from(aging),
+        risk_classes=aging.risk_classes,
+    )
+    query = sa.text(statement).bindparams(sa.bindparam("as_of", type_=sa.Date()))
+    with engine.connect() as conn:
+        found = conn.execute(query, {"as_of": as_of}).all()
+    columns = list(zip(*found, strict=True)) if found else [()] * 6
+    return Balances(
+        customer_ids=list(columns[0]),
+        currencies=list(columns[1]),
+        outstanding=[int(c) for c in columns[2]],  # PostgreSQL: NUMERIC(38, 0) as Decimal
+        substandard=[int(c) for c in columns[3]],
+        worst_days=[int(d) for d in columns[4]],
+        risk_classes=list(columns[5]),
+    )
 
 
 def compute_customer_classes(engine: Engine, as_of: dt.date, policy: Policy) -> dict:
     """Replace the customer classes of ``as_of`` (needs that date's aging snapshot)."""
-    (statement,) = sqlfiles.render(
-        "risk/customer_risk_classes.sql",
-        engine.dialect.name,
-        substandard_from=substandard_from(policy.aging),
-    )
-    query = (
-        sa.text(statement)
-        .bindparams(sa.bindparam("as_of", type_=sa.Date()))
-        .columns(
-            customer_id=sa.String(),
-            currency=sa.String(),
-            outstanding=Money(),
-            substandard_or_worse=Money(),
-            worst_days_past_due=sa.Integer(),
-        )
-    )
+    rows = read_balances(engine, as_of, policy.aging)
     with engine.connect() as conn:
-        rows = [_Row(*r) for r in conn.execute(query, {"as_of": as_of})]
         rates = rates_on(conn, as_of, policy.currency.reporting_currency)
-    stored = decide(rows, rates, policy.classification)
-    for row in stored:
-        row["as_of_date"] = as_of
-        row["risk_class"] = band_for(row["worst_days_past_due"], policy.aging.risk_classes)
+    decision = decide(rows, rates, policy.classification)
+    dialect = engine.dialect.name
+    fx_units = {
+        c: None if rates.rate(c) is None else int(rates.rate(c).scaleb(FX_RATE_SCALE))
+        for c in set(rows.currencies)
+    }
+    table = pa.table(
+        {
+            "as_of_date": pa.array([as_of] * len(rows), pa.date32()),
+            "customer_id": pa.array(rows.customer_ids, pa.string()),
+            "currency": pa.array(rows.currencies, pa.string()),
+            "outstanding": pa.array(stored_money(rows.outstanding, dialect)),
+            "substandard_or_worse": pa.array(stored_money(rows.substandard, dialect)),
+            "substandard_share": pa.array(stored_units(decision.share_units, RATE_SCALE, dialect)),
+            "worst_days_past_due": pa.array(rows.worst_days, pa.int64()),
+            "risk_class": pa.array(rows.risk_classes, pa.string()),
+            "rule_applied": pa.array(decision.rule_applied, pa.bool_()),
+            "fx_rate": pa.array(
+                stored_units([fx_units[c] for c in rows.currencies], FX_RATE_SCALE, dialect)
+            ),
+            "reporting_outstanding": pa.array(stored_money(decision.reporting_cents, dialect)),
+        }
+    )
     with engine.begin() as conn:
         conn.execute(
             customer_risk_classes.delete().where(customer_risk_classes.c.as_of_date == as_of)
         )
-        if stored:
-            insert_rows(conn, customer_risk_classes, stored)
+        if len(rows):
+            write_arrow(conn, customer_risk_classes.name, table)
     counts: dict[str, int] = {}
-    for row in stored:
-        counts[row["risk_class"]] = counts.get(row["risk_class"], 0) + 1
-    missing = rates.missing(r.currency for r in rows)
+    for risk_class in rows.risk_classes:
+        counts[risk_class] = counts.get(risk_class, 0) + 1
     return {
         "as_of_date": as_of.isoformat(),
         "customers_by_class": counts,
-        "rule_applied": len({r["customer_id"] for r in stored if r["rule_applied"]}),
+        "rule_applied": len(
+            {c for c, a in zip(rows.customer_ids, decision.rule_applied, strict=True) if a}
+        ),
         "reporting_currency": rates.reporting,
-        "missing_fx_rates": missing,
+        "missing_fx_rates": rates.missing(rows.currencies),
     }

@@ -9,9 +9,7 @@ from __future__ import annotations
 import io
 
 import pyarrow as pa
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.types import TypeDecorator
 
 #: Rows per COPY / executemany call: bounds the memory of the text buffer.
 CHUNK_ROWS = 200_000
@@ -25,28 +23,6 @@ def write_arrow(conn: Connection, table_name: str, rows: pa.Table) -> None:
             _copy(conn, table_name, chunk)
         else:
             _executemany(conn, table_name, chunk)
-
-
-def insert_rows(conn: Connection, table: sa.Table, rows: list[dict]) -> None:
-    """Bulk-insert ``rows`` (dicts of Python values, as for ``table.insert()``) into ``table``.
-
-    Each value is first put in its column's storage form (exact money and rates become integer
-    units on SQLite, decimals on PostgreSQL), then the rows go through :func:`write_arrow`:
-    ``COPY`` on PostgreSQL, ``executemany`` on SQLite — much faster than row-by-row inserts for
-    the hundreds of thousands of rows a risk step writes.
-    """
-    if not rows:
-        return
-    dialect = conn.dialect
-    columns: dict[str, list] = {}
-    for column in table.columns:
-        if column.name not in rows[0]:
-            continue
-        values = [row[column.name] for row in rows]
-        if isinstance(column.type, TypeDecorator):
-            values = [column.type.process_bind_param(v, dialect) for v in values]
-        columns[column.name] = values
-    write_arrow(conn, table.name, pa.table(columns))
 
 
 def _copy(conn: Connection, table_name: str, chunk: pa.Table) -> None:

@@ -7,8 +7,10 @@ name starts with ``_`` hold Jinja macros shared by others. The template sees ``d
 * ``band_case(days, bands)`` — the name of the band (bucket or risk class) of a number of days
   past due; ``band_rank(name, bands)`` — a band's position by its name;
 * ``days_between(later, earlier)`` — whole days between two DATE expressions;
-* ``cents(expr)`` — a Money column as integer cents; ``money(expr)`` — integer cents as Money
-  (on SQLite money already *is* cents, see :mod:`receivables.warehouse.types`);
+* ``cents(expr)`` — a Money column as integer cents (64-bit); ``exact_cents(expr)`` — a sum of
+  money as whole cents of any size (an integer on SQLite, ``NUMERIC(38, 0)`` on PostgreSQL);
+  ``money(expr)`` — integer cents as Money (on SQLite money already *is* cents, see
+  :mod:`receivables.warehouse.types`);
 * ``money_text(cents)`` — non-negative integer cents as text with two decimals, for messages;
 * ``date_param(name)`` — a bound date parameter usable in comparisons;
 * ``epoch_days(date)`` — a DATE as whole days since 1970-01-01 (for numeric work);
@@ -68,6 +70,7 @@ def _dialect_macros(dialect: str) -> dict[str, Any]:
                 f"CAST(julianday({later}) - julianday({earlier}) AS INTEGER)"
             ),
             "cents": lambda expr: f"({expr})",
+            "exact_cents": lambda expr: f"({expr})",
             "money": lambda expr: f"({expr})",
             "date_param": lambda name: f"date(:{name})",
             "money_text": lambda cents: f"printf('%d.%02d', ({cents}) / 100, ({cents}) % 100)",
@@ -80,6 +83,7 @@ def _dialect_macros(dialect: str) -> dict[str, Any]:
     return {
         "days_between": lambda later, earlier: f"(({later})::date - ({earlier})::date)",
         "cents": lambda expr: f"(({expr}) * 100)::bigint",
+        "exact_cents": lambda expr: f"CAST(({expr}) * 100 AS NUMERIC(38, 0))",
         "money": lambda expr: f"(CAST({expr} AS NUMERIC(18, 2)) / 100)",
         "date_param": lambda name: f"CAST(:{name} AS DATE)",
         "money_text": lambda cents: (

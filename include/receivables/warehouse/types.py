@@ -125,3 +125,21 @@ class Rate(TypeDecorator):
         if dialect.name == "sqlite":
             return Decimal(int(value)).scaleb(-self.scale)
         return quantize_rate(Decimal(value), self.scale)
+
+
+def stored_money(cents: list[int | None], dialect: str) -> list:
+    """Integer cents in a money column's storage form, for bulk writes: the cents themselves on
+    SQLite, exact decimal text on PostgreSQL (``COPY`` reads it into ``NUMERIC``)."""
+    return stored_units(cents, MONEY_SCALE, dialect)
+
+
+def stored_units(units: list[int | None], scale: int, dialect: str) -> list:
+    """Integer units of ``10**-scale`` in the storage form of a :class:`Rate` (or money) column:
+    the integers on SQLite, exact decimal text on PostgreSQL."""
+    if dialect == "sqlite":
+        return units
+    one = 10**scale
+    return [
+        None if u is None else f"{'-' if u < 0 else ''}{abs(u) // one}.{abs(u) % one:0{scale}d}"
+        for u in units
+    ]
