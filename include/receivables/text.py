@@ -19,6 +19,7 @@ BIDI_CONTROLS = "\u202a-\u202e\u2066-\u2069"
 #: Other invisible line and paragraph separators.
 LINE_SEPARATORS = "\u2028\u2029"
 
+_PARTIAL_ESCAPE = re.compile(r"\\(x[0-9a-f]?|u[0-9a-f]{0,3})?$")
 _UNSAFE = re.compile(f"[{CONTROL_CHARACTERS}{BIDI_CONTROLS}{LINE_SEPARATORS}]")
 _LINE_BREAKING = re.compile(f"[\t{CONTROL_CHARACTERS}{BIDI_CONTROLS}{LINE_SEPARATORS}]+")
 
@@ -55,6 +56,30 @@ def excerpt(value: str | bytes, limit: int = EXCERPT_LENGTH, encoding: str = "ut
     if len(value) > limit:
         shown += f"… ({len(value):,} characters)"
     return shown
+
+
+def escape_undecodable(text: str) -> str:
+    """``text`` with its lone surrogates (Python's stand-ins for bytes that were not UTF-8, as
+    in a file name) written as ``\\xNN``."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that no undecodable byte produced
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def shown(text: str, limit: int) -> str:
+    """Untrusted ``text`` safe to store and show in at most ``limit`` characters: undecodable
+    bytes, control and bidirectional characters escaped; longer text is cut (never inside an
+    escape) and says how long it was. For columns and messages of a bounded width.
+
+    >>> shown("ab\\x00" * 10, 24)
+    'ab\\\\x00a… (30 characters)'
+    """
+    escaped = escape_controls(escape_undecodable(text))
+    if len(escaped) <= limit:
+        return escaped
+    tail = f"… ({len(text):,} characters)"
+    return _PARTIAL_ESCAPE.sub("", escaped[: max(0, limit - len(tail))]) + tail
 
 
 def has_unsafe_characters(text: str) -> bool:

@@ -25,7 +25,13 @@ import re
 import unicodedata
 from pathlib import Path
 
-from receivables.text import BIDI_CONTROLS, CONTROL_CHARACTERS, LINE_SEPARATORS, escape_controls
+from receivables.text import (
+    BIDI_CONTROLS,
+    CONTROL_CHARACTERS,
+    LINE_SEPARATORS,
+    escape_undecodable,
+    shown,
+)
 
 #: Bytes of a file name the ingest may use for its own copies, leaving room for the checksum
 #: prefix (13 bytes), a "-N" to tell equal names apart and ".reason.txt" within 255 bytes.
@@ -43,26 +49,6 @@ _UNSAFE_IN_NAME = re.compile(
     '\\\\/:*?"<>|\ufffd\u200b-\u200f\ufeff]+'
 )
 _NOT_ASCII_ID = re.compile(r"[^A-Za-z0-9._-]+")
-_PARTIAL_ESCAPE = re.compile(r"\\(x[0-9a-f]?|u[0-9a-f]{0,3})?$")
-
-
-def _escape_undecodable(name: str) -> str:
-    # lone surrogates stand for bytes that were not UTF-8: show each byte as \xNN
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-def shown(text: str, limit: int) -> str:
-    """Untrusted ``text`` (a name, a message quoting a file) safe to store and show: undecodable
-    bytes, control and bidirectional characters escaped; cut to ``limit`` characters, saying how
-    long it was."""
-    try:
-        escaped = escape_controls(_escape_undecodable(text))
-    except UnicodeEncodeError:  # a surrogate that no undecodable byte produced
-        escaped = escape_controls(text.encode("utf-8", "backslashreplace").decode("utf-8"))
-    if len(escaped) <= limit:
-        return escaped
-    tail = f"… ({len(text):,} characters)"
-    return _PARTIAL_ESCAPE.sub("", escaped[: max(0, limit - len(tail))]) + tail
 
 
 def shown_name(name: str, limit: int = SHOWN_NAME_CHARACTERS) -> str:
@@ -90,7 +76,7 @@ def safe_name(name: str, budget: int = SAFE_NAME_BYTES) -> str:
     >>> safe_name(" invoices\\\\2024\\n.csv ")
     'invoices_2024_.csv'
     """
-    text = _escape_undecodable(name) if _encodable(name) else name
+    text = escape_undecodable(name) if _encodable(name) else name
     text = text.encode("utf-8", "replace").decode("utf-8")
     text = unicodedata.normalize("NFC", text)
     text = _UNSAFE_IN_NAME.sub("_", text).strip(" .")

@@ -40,7 +40,7 @@ import pyarrow.compute as pc
 
 from receivables.ingest.csvscan import CsvScan, ScanRefused, scan_csv
 from receivables.ingest.kinds import FORMATS
-from receivables.text import excerpt
+from receivables.text import excerpt, shown
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,9 @@ class MalformedRow:
     @classmethod
     def of(cls, row_number: int, text: str, reason: str) -> MalformedRow:
         """A malformed row from its full text: the excerpt shown, the beginning kept."""
-        return cls(row_number, short_excerpt(text), reason, text[:MALFORMED_RAW_LENGTH])
+        return cls(
+            row_number, shown(text, MALFORMED_TEXT_LENGTH), reason, text[:MALFORMED_RAW_LENGTH]
+        )
 
     def field(self, index: int) -> str | None:
         """The row's ``index``-th field as far as it can be read (e.g. to name its id), as a
@@ -93,17 +95,6 @@ class MalformedRow:
             return None
         value = fields[index].strip() if index < len(fields) else ""
         return excerpt(value, 100) if value else None
-
-
-def short_excerpt(text: str, length: int = MALFORMED_TEXT_LENGTH) -> str:
-    """An escaped excerpt of ``text`` of at most ``length`` characters, its length included."""
-    limit = length
-    while True:
-        shown = excerpt(text, limit)
-        if len(shown) <= length:
-            return shown
-        # escapes and the "… (N characters)" note take room: show fewer characters
-        limit = max(0, limit - (len(shown) - length))
 
 
 @dataclass
