@@ -49,6 +49,18 @@ class Rates:
             return None
         return (amount * rate).quantize(CENT, rounding=ROUND_HALF_UP)
 
+    def total(self, amounts: dict[str, Decimal]) -> tuple[Decimal, list[str]]:
+        """The sum of ``amounts`` (by currency) in the reporting currency, each converted to the
+        cent, and the currencies without a rate, left out of the sum."""
+        total, missing = Decimal(0), []
+        for currency, amount in amounts.items():
+            converted = self.convert(amount, currency)
+            if converted is None:
+                missing.append(currency)
+            else:
+                total += converted
+        return total, sorted(missing)
+
     def missing(self, currencies) -> list[str]:
         """Those of ``currencies`` that cannot be converted, sorted."""
         return sorted({c for c in currencies if self.rate(c) is None})

@@ -111,7 +111,7 @@ def _reporting_lines(settings: Settings, engine: Engine, as_of: dt.date, aging) 
         return [f"    no {reporting} rate for {', '.join(missing)}: no total in {reporting}"]
 
     def total(amounts: dict[str, str]) -> Decimal:
-        return sum((rates.convert(Decimal(amounts.get(c, "0")), c) for c in converted), Decimal(0))
+        return rates.total({c: Decimal(amount) for c, amount in amounts.items()})[0]
 
     outstanding, overdue = total(aging.outstanding_by_currency), total(aging.overdue_by_currency)
     share = overdue / outstanding if outstanding else Decimal(0)

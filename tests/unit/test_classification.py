@@ -173,3 +173,13 @@ def test_without_a_rate_a_currency_is_judged_on_its_own(engine):
     assert rows[("M", "USD")].reporting_outstanding is None
     assert not rows[("M", "CNY")].rule_applied  # nothing of the CNY book is
     assert rows[("M", "CNY")].substandard_share == 0
+
+
+def test_a_total_in_the_reporting_currency_leaves_out_what_it_cannot_convert():
+    from receivables.fx import Rates
+
+    rates = Rates(dt.date(2024, 6, 30), "CNY", {"USD": D("7.1")})
+    assert rates.total({"CNY": D("100.00"), "USD": D("0.05"), "HKD": D("9.00")}) == (
+        D("100.36"),  # 0.05 x 7.1 = 0.355, half-up to 0.36
+        ["HKD"],
+    )

@@ -127,12 +127,11 @@ def digest_context(engine: Engine, as_of: dt.date, reporting: str = "CNY") -> di
         for c in sorted(ecl_now)
     ]
     missing = rates.missing(set(ecl_now) | set(outstanding))
-    converted = [c for c in ecl_now if c not in missing]
 
     def total(amounts: dict[str, Decimal]) -> Decimal | None:
-        if not converted or set(amounts) <= {reporting}:
-            return None  # one currency, nothing to add up
-        return sum((rates.convert(amounts.get(c, Decimal(0)), c) for c in converted), Decimal(0))
+        if set(amounts) <= {reporting} or set(amounts) <= set(missing):
+            return None  # one currency (or none convertible): nothing to add up
+        return rates.total(amounts)[0]
 
     return {
         "as_of": as_of.isoformat(),

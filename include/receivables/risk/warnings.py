@@ -148,22 +148,10 @@ class Day:
         if len(shown) <= 1:
             return shown[0] if shown else _money(self.rates.reporting, Decimal(0))
         text = ", ".join(shown[:-1]) + " and " + shown[-1]
-        total, missing = self.in_reporting(amounts)
+        total, missing = self.rates.total(amounts)
         if not missing:
             text += f" ({_money(self.rates.reporting, total)} in all)"
         return text
-
-    def in_reporting(self, amounts: dict[str, Decimal]) -> tuple[Decimal, list[str]]:
-        """The sum of ``amounts`` in the reporting currency, and the currencies without a rate
-        (left out of the sum)."""
-        total, missing = Decimal(0), []
-        for currency, amount in amounts.items():
-            converted = self.rates.convert(amount, currency)
-            if converted is None:
-                missing.append(currency)
-            else:
-                total += converted
-        return total, sorted(missing)
 
     def in_currency(self, amounts: dict[str, Decimal], target: str) -> tuple[Decimal, list[str]]:
         """The sum of ``amounts`` in ``target`` (through the reporting currency's rates), and
