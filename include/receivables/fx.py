@@ -14,7 +14,7 @@ file and run the date again.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 import sqlalchemy as sa
@@ -32,8 +32,6 @@ class Rates:
     as_of: dt.date
     reporting: str
     rates: dict[str, Decimal]
-    #: the date each rate was quoted on (the latest on or before ``as_of``)
-    quoted_on: dict[str, dt.date] = field(default_factory=dict)
 
     def rate(self, currency: str) -> Decimal | None:
         """The rate of ``currency`` (1 for the reporting currency), or None without one."""
@@ -74,7 +72,7 @@ def rates_on(source: Engine | Connection, as_of: dt.date, reporting: str) -> Rat
         .group_by(fx_rates.c.currency)
         .subquery()
     )
-    query = sa.select(fx_rates.c.currency, fx_rates.c.rate, fx_rates.c.rate_date).join(
+    query = sa.select(fx_rates.c.currency, fx_rates.c.rate).join(
         latest,
         sa.and_(
             latest.c.currency == fx_rates.c.currency, latest.c.rate_date == fx_rates.c.rate_date
@@ -85,6 +83,5 @@ def rates_on(source: Engine | Connection, as_of: dt.date, reporting: str) -> Rat
             rows = conn.execute(query).all()
     else:
         rows = source.execute(query).all()
-    rates = {currency: rate for currency, rate, _ in rows if currency != reporting}
-    quoted = {currency: day for currency, _, day in rows if currency != reporting}
-    return Rates(as_of=as_of, reporting=reporting, rates=rates, quoted_on=quoted)
+    rates = {currency: rate for currency, rate in rows if currency != reporting}
+    return Rates(as_of=as_of, reporting=reporting, rates=rates)

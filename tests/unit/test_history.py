@@ -25,6 +25,7 @@ from receivables.risk.provisions import compute_provisions
 from receivables.warehouse.db import create_engine
 from receivables.warehouse.migrate import upgrade
 from receivables.warehouse.schema import ingested_files, invoice_risk, provision_rates, roll_rates
+from tests.helpers import new_pg_database
 
 POLICY = Policy.model_validate({"provisions": {"min_history_months": 2}})
 AS_OF = dt.date(2024, 6, 30)
@@ -34,25 +35,15 @@ FIRST = dt.date(2023, 1, 1)
 @contextlib.contextmanager
 def warehouse(kind: str, folder: Path, admin_url: str):
     """A fresh, migrated warehouse (SQLite file or a new PostgreSQL database)."""
-    if kind == "sqlite":
-        engine = create_engine(f"sqlite:///{folder / f'{uuid.uuid4().hex}.db'}")
+    with contextlib.ExitStack() as stack:
+        if kind == "sqlite":
+            url = f"sqlite:///{folder / f'{uuid.uuid4().hex}.db'}"
+        else:
+            url = stack.enter_context(new_pg_database(admin_url))
+        engine = create_engine(url)
+        stack.callback(engine.dispose)
         upgrade(engine)
         yield engine
-        engine.dispose()
-        return
-    name = f"receivables_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    engine = create_engine(admin_url.rsplit("/", 1)[0] + f"/{name}")
-    try:
-        upgrade(engine)
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 invoices_strategy = st.lists(

@@ -212,10 +212,6 @@ class Day:
         """Graded where the policy cuts credit (D and E by default)."""
         return (customer.grade or "") in self.policy.warnings.limit_factor_by_grade
 
-    def bucket_name(self, days: int) -> str:
-        """The aging bucket of ``days`` days past due."""
-        return self.policy.aging.buckets[band_index(days, self.policy.aging.buckets)].name
-
 
 # --- the rules: one function per kind ----------------------------------------------------------
 
