@@ -123,30 +123,13 @@ def best_of(repeat: int, run: Callable[[], object]) -> tuple[float, object]:
 
 def plain_pyarrow(path: Path, encoding: str) -> int:
     """Stream ``path`` through pyarrow with the reader's options; return the rows."""
-    import pyarrow as pa
     import pyarrow.csv as pcsv
+
+    from receivables.ingest.reader import pyarrow_csv_options
 
     header = path.open("rb").readline().decode(encoding).lstrip("\ufeff").rstrip("\r\n")
     names = [n.strip('"') for n in header.split(",")]
-    reader = pcsv.open_csv(
-        path,
-        read_options=pcsv.ReadOptions(
-            encoding="utf8" if encoding.startswith("utf-8") else encoding,
-            use_threads=False,
-            block_size=32 << 20,
-        ),
-        parse_options=pcsv.ParseOptions(
-            invalid_row_handler=lambda row: "skip",
-            ignore_empty_lines=False,
-            newlines_in_values=True,
-        ),
-        convert_options=pcsv.ConvertOptions(
-            column_types={name: pa.string() for name in names},
-            null_values=[""],
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=True,
-        ),
-    )
+    reader = pcsv.open_csv(path, **pyarrow_csv_options(names, encoding, lambda row: "skip"))
     return sum(batch.num_rows for batch in reader)
 
 

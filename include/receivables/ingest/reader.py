@@ -310,6 +310,33 @@ class _Renumbering:
         return numbers + np.searchsorted(self._kept_before, numbers, side="right")
 
 
+def pyarrow_csv_options(columns: list[str], encoding: str, on_invalid) -> dict:
+    """pyarrow's options for streaming a ledger CSV: every column as text, empty = null, quoted
+    line breaks allowed, rows with the wrong number of fields handed to ``on_invalid``."""
+    import pyarrow.csv as pcsv
+
+    return {
+        "read_options": pcsv.ReadOptions(
+            encoding="utf8" if encoding.startswith(("utf-8", "utf8")) else encoding,
+            # single-threaded: pyarrow then reports each malformed row's number
+            use_threads=False,
+            block_size=CSV_BLOCK_SIZE,
+        ),
+        "parse_options": pcsv.ParseOptions(
+            invalid_row_handler=on_invalid,
+            ignore_empty_lines=False,
+            # quoted values may hold line breaks (descriptions, addresses)
+            newlines_in_values=True,
+        ),
+        "convert_options": pcsv.ConvertOptions(
+            column_types={name: pa.string() for name in columns},
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+        ),
+    }
+
+
 def _open_csv(path: Path, declared: str | None) -> LedgerFile:
     import pyarrow.csv as pcsv
 
@@ -340,25 +367,10 @@ def _open_csv(path: Path, declared: str | None) -> LedgerFile:
             try:
                 reader = pcsv.open_csv(
                     source if source is not None else path,
-                    read_options=pcsv.ReadOptions(
-                        encoding="utf8"
-                        if source is not None or encoding.startswith("utf-8")
-                        else encoding,
-                        # single-threaded: pyarrow then reports each malformed row's number
-                        use_threads=False,
-                        block_size=CSV_BLOCK_SIZE,
-                    ),
-                    parse_options=pcsv.ParseOptions(
-                        invalid_row_handler=on_invalid,
-                        ignore_empty_lines=False,
-                        # quoted values may hold line breaks (descriptions, addresses)
-                        newlines_in_values=True,
-                    ),
-                    convert_options=pcsv.ConvertOptions(
-                        column_types={name: pa.string() for name in raw_header},
-                        null_values=[""],
-                        strings_can_be_null=True,
-                        quoted_strings_can_be_null=True,
+                    **pyarrow_csv_options(
+                        raw_header,
+                        "utf8" if source is not None else encoding,
+                        on_invalid,
                     ),
                 )
             except pa.ArrowInvalid as exc:
