@@ -18,7 +18,7 @@ import math
 import os
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cache, cached_property
 from pathlib import Path
@@ -30,6 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 #: The Airflow connection that names the warehouse when ``RECEIVABLES_DB_URL`` is not set.
 WAREHOUSE_CONN_ID = "receivables_db"
+#: The Airflow connection of SendGrid: ``password`` = API key, optional ``host`` = base URL.
+SENDGRID_CONN_ID = "sendgrid_default"
 
 
 class ConfigError(ValueError):
@@ -52,6 +54,13 @@ class Settings:
     risk_emails: tuple[str, ...]
     mail_from: str
     config_file: Path | None
+    #: the dunning strategy (YAML); None: the project's ``include/collection/strategy.yaml``
+    strategy_file: Path | None = None
+    #: where customers reach the self-service pages (opt-out, dispute, feedback) linked from
+    #: every reminder: the Airflow API server that hosts the project's plugin
+    public_url: str = "http://127.0.0.1:8080"
+    #: SendGrid, when the ``sendgrid_default`` connection is defined (else: ``.eml`` files)
+    sendgrid: SendGridConfig | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -70,6 +79,8 @@ class Settings:
         alerts = env.get("RECEIVABLES_ALERT_EMAILS") or "data-engineering@receivables.example.com"
         risk = env.get("RECEIVABLES_RISK_EMAILS") or "risk-team@receivables.example.com"
         config_file = env.get("RECEIVABLES_CONFIG")
+        strategy_file = env.get("RECEIVABLES_STRATEGY")
+        sendgrid = env.get(f"AIRFLOW_CONN_{SENDGRID_CONN_ID.upper()}")
         return cls(
             home=home,
             db_url=env.get("RECEIVABLES_DB_URL") or None,
@@ -80,6 +91,9 @@ class Settings:
             mail_from=env.get("RECEIVABLES_MAIL_FROM")
             or "Receivables Operations <receivables@receivables.example.com>",
             config_file=Path(config_file).expanduser().resolve() if config_file else None,
+            strategy_file=Path(strategy_file).expanduser().resolve() if strategy_file else None,
+            public_url=(env.get("RECEIVABLES_PUBLIC_URL") or "http://127.0.0.1:8080").rstrip("/"),
+            sendgrid=sendgrid_config(sendgrid) if sendgrid else None,
         )
 
     def warehouse_url(
@@ -153,9 +167,73 @@ class Settings:
         return self.home / "logs"
 
     @cached_property
+    def strategy(self):
+        """The dunning strategy (:mod:`receivables.collection.strategy`)."""
+        from receivables.collection.strategy import load_strategy
+
+        return load_strategy(self.strategy_file)
+
+    @cached_property
     def policy(self) -> Policy:
         """The business policy (defaults, or the TOML file named by ``RECEIVABLES_CONFIG``)."""
         return load_policy(self.config_file)
+
+
+@dataclass(frozen=True)
+class SendGridConfig:
+    """How to reach SendGrid: the API key and, for a local contract mock, another base URL."""
+
+    api_key: str = field(repr=False)
+    host: str | None = None
+
+
+def sendgrid_config(value: str) -> SendGridConfig:
+    """A :class:`SendGridConfig` from the ``sendgrid_default`` connection in URI or JSON form
+    (``password`` = API key; ``host`` = base URL such as ``http://127.0.0.1:4010``, else the
+    public API). A host without a scheme gets ``https://`` (``http://`` for a loopback host), and
+    a ``port`` is kept."""
+    import json
+    from urllib.parse import unquote, urlsplit
+
+    value = value.strip()
+    if value.startswith("{"):
+        try:
+            conn = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"AIRFLOW_CONN_{SENDGRID_CONN_ID.upper()} is neither a URI nor JSON: {exc}"
+            ) from None
+        key, host, port, schema = (
+            conn.get("password"),
+            conn.get("host"),
+            conn.get("port"),
+            conn.get("schema"),
+        )
+    else:
+        parts = urlsplit(value)
+        key = unquote(parts.password) if parts.password else None
+        host, port, schema = parts.hostname, parts.port, parts.path.lstrip("/") or None
+    return sendgrid_config_of(key, host, port, schema)
+
+
+def sendgrid_config_of(
+    key: str | None, host: str | None, port: int | str | None = None, schema: str | None = None
+) -> SendGridConfig:
+    """A :class:`SendGridConfig` from a connection's fields (see :func:`sendgrid_config`)."""
+    if not key:
+        raise ConfigError(
+            f"the {SENDGRID_CONN_ID} connection has no password: it must hold the SendGrid API key"
+        )
+    if not host:
+        return SendGridConfig(api_key=key)
+    host = host.strip().rstrip("/")
+    if "://" not in host:
+        loopback = host.split(":")[0] in ("127.0.0.1", "localhost", "::1")
+        scheme = schema if schema in ("http", "https") else ("http" if loopback else "https")
+        host = f"{scheme}://{host}"
+    if port and host.count(":") < 2:
+        host = f"{host}:{port}"
+    return SendGridConfig(api_key=key, host=host)
 
 
 def connection_url(value: str) -> str:

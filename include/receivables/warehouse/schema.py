@@ -333,3 +333,159 @@ risk_warnings = sa.Table(
     sa.Column("proposed_credit_limit", Money),
     sa.Column("dunning_stage", sa.String(32)),
 )
+
+# --- collection (reminders, their outbox, the worklist, email events, suppressions) ----------
+
+#: Customer-facing email is an outbox: a reminder row (its idempotency key: customer, stage,
+#: date) is written before anything is sent, claimed (``sending``) right before the request
+#: and marked ``sent`` with the provider's message id, or ``failed`` with the reason, right
+#: after. A crash between claim and mark leaves ``sending``: that reminder is never sent again
+#: automatically (the provider may have accepted it); see ``receivables.collection.sender``.
+REMINDER_STATUSES = ("pending", "sending", "sent", "refused", "failed")
+
+reminders = sa.Table(
+    "reminders",
+    metadata,
+    sa.Column("reminder_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "idempotency_key",
+        sa.String(200),
+        nullable=False,
+        unique=True,
+        comment="customer/stage/planned_on: one reminder of a stage per customer and day",
+    ),
+    sa.Column("planned_on", sa.Date, nullable=False, comment="the as-of date that planned it"),
+    sa.Column("customer_id", ID, nullable=False),
+    sa.Column("stage", sa.String(32), nullable=False),
+    sa.Column("ladder", sa.String(16), nullable=False, comment="standard or early"),
+    sa.Column("channel", sa.String(16), nullable=False, server_default="email"),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("rule", sa.String(64), comment="the compliance rule that refused it"),
+    sa.Column("reason", sa.Text, comment="why it was refused or failed, in words"),
+    sa.Column("locale", sa.String(8), nullable=False),
+    sa.Column("recipients", sa.Text, comment="the debtor's own addresses, ';'-separated"),
+    sa.Column("send_at", sa.DateTime(timezone=True), comment="planned moment of delivery (UTC)"),
+    sa.Column(
+        "oldest_invoice_id", ID, nullable=False, comment="the invoice whose age sets the stage"
+    ),
+    sa.Column("days_past_due", sa.Integer, nullable=False, comment="of the oldest invoice"),
+    sa.Column("invoices", sa.Integer, nullable=False, comment="open invoices in the statement"),
+    sa.Column("mentions_legal", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("strategy_version", sa.String(64), nullable=False),
+    sa.Column("batch", sa.Integer, comment="send batch within the planned date"),
+    sa.Column("provider", sa.String(16), comment="sendgrid, or outbox (.eml files)"),
+    sa.Column("provider_message_id", sa.String(255)),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("sent_at", sa.DateTime(timezone=True)),
+    sa.Column("delivery_status", sa.String(32), comment="the latest Event Webhook event"),
+    sa.Column("delivered_at", sa.DateTime(timezone=True)),
+    sa.Column("opened_at", sa.DateTime(timezone=True)),
+    sa.Column("clicked_at", sa.DateTime(timezone=True)),
+    sa.CheckConstraint(
+        "status IN ('pending', 'sending', 'sent', 'refused', 'failed')", name="status"
+    ),
+    sa.Index("ix_reminders_customer_id_planned_on", "customer_id", "planned_on"),
+    sa.Index("ix_reminders_planned_on_status", "planned_on", "status"),
+    comment="customer reminders: the outbox of customer-facing email, one row per customer, "
+    "stage and planned date",
+)
+
+reminder_invoices = sa.Table(
+    "reminder_invoices",
+    metadata,
+    sa.Column("reminder_id", sa.Integer, primary_key=True),
+    sa.Column("invoice_id", ID, primary_key=True),
+    sa.Column("currency", CURRENCY, nullable=False),
+    sa.Column("outstanding", Money, nullable=False, comment="when planned"),
+    sa.Column("due_date", sa.Date, nullable=False),
+    sa.Column("days_past_due", sa.Integer, nullable=False),
+    comment="the open invoices a reminder's statement covers",
+)
+
+collection_actions = sa.Table(
+    "collection_actions",
+    metadata,
+    sa.Column("action_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("planned_on", sa.Date, nullable=False),
+    sa.Column("customer_id", ID, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False, comment="call, visit, fix_data, review"),
+    sa.Column("cause", sa.String(64), nullable=False, comment="the stage or rule behind it"),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("collector_id", ID),
+    sa.Column("reminder_id", sa.Integer),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("planned_on", "customer_id", "kind", "cause"),
+    comment="the collectors' worklist: calls, visits and data fixes (recorded, never sent)",
+)
+
+email_events = sa.Table(
+    "email_events",
+    metadata,
+    sa.Column("sg_event_id", sa.String(255), primary_key=True),
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("email", sa.String(320)),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("sg_message_id", sa.String(255)),
+    sa.Column("reminder_id", sa.Integer, index=True, comment="from the send's custom_args"),
+    sa.Column("payload", sa.Text, nullable=False, comment="the event as received (JSON)"),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    comment="SendGrid Event Webhook events, each stored once",
+)
+
+suppressions = sa.Table(
+    "suppressions",
+    metadata,
+    sa.Column("address", sa.String(320), primary_key=True, comment="lower case"),
+    sa.Column(
+        "reason",
+        sa.String(32),
+        nullable=False,
+        comment="bounce, dropped, spamreport, unsubscribe, group_unsubscribe, opt_out",
+    ),
+    sa.Column("source", sa.String(32), nullable=False, comment="webhook or self_service"),
+    sa.Column("since", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("sg_event_id", sa.String(255)),
+    comment="addresses no reminder may be sent to",
+)
+
+customer_feedback = sa.Table(
+    "customer_feedback",
+    metadata,
+    sa.Column("feedback_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("customer_id", ID, nullable=False, index=True),
+    sa.Column("reminder_id", sa.Integer),
+    sa.Column("kind", sa.String(16), nullable=False, comment="dispute or feedback"),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, comment="open or resolved"),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    comment="what customers told us through the link in their reminder",
+)
+
+promises_to_pay = sa.Table(
+    "promises_to_pay",
+    metadata,
+    sa.Column("promise_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("customer_id", ID, nullable=False, index=True),
+    sa.Column("promised_on", sa.Date, nullable=False, comment="when the customer promised"),
+    sa.Column("pay_by", sa.Date, nullable=False),
+    sa.Column("amount", Money),
+    sa.Column("currency", CURRENCY),
+    sa.Column("note", sa.Text),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    comment="promises to pay: collection pauses from promised_on until pay_by",
+)
+
+legal_cases = sa.Table(
+    "legal_cases",
+    metadata,
+    sa.Column("case_id", ID, primary_key=True),
+    sa.Column("customer_id", ID, nullable=False, index=True),
+    sa.Column("opened_on", sa.Date, nullable=False),
+    sa.Column("amount", TOTAL, nullable=False),
+    sa.Column("currency", CURRENCY, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("updated_on", sa.Date, nullable=False),
+    comment="legal cases; reminders stop while one is open (approved, filed, judgment)",
+)

@@ -1,0 +1,217 @@
+"""The dunning strategy (``include/collection/strategy.yaml``), loaded and validated.
+
+The strategy is configuration that management may change: the stages of the reminder ladder
+and the faster one for high-risk customers, the contact rules, the timing, the batch sizes, and
+what every email says about paying. ``RECEIVABLES_STRATEGY`` names another file. Every value is
+checked when loaded; a bad one is refused naming its key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import cache
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from receivables.config import ConfigError
+from receivables.paths import INCLUDE_DIR
+
+DEFAULT_STRATEGY_FILE = INCLUDE_DIR / "collection" / "strategy.yaml"
+LOCALES = ("en", "zh-CN")
+ACTION_KINDS = ("call", "visit")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Stage(_Strict):
+    """One rung of the ladder: due from ``days_past_due`` of the customer's oldest invoice."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    days_past_due: int = Field(ge=-60, le=3650)
+    mentions_legal: bool = False
+    actions: tuple[str, ...] = ()
+
+    @field_validator("actions")
+    @classmethod
+    def _actions(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(v) - set(ACTION_KINDS))
+        if unknown:
+            raise ValueError(f"unknown action(s) {unknown}: expected {list(ACTION_KINDS)}")
+        return v
+
+
+class EarlyCollection(_Strict):
+    """The faster ladder: its grades and each stage's day on it."""
+
+    grades: tuple[str, ...] = ("D", "E")
+    stages: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("grades")
+    @classmethod
+    def _grades(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(v) - set("ABCDE"))
+        if unknown:
+            raise ValueError(f"unknown grade(s) {unknown}: expected A to E")
+        return v
+
+
+class ContactRules(_Strict):
+    """When and how often a customer may be contacted."""
+
+    window_start: dt.time = dt.time(8, 0)
+    window_end: dt.time = dt.time(21, 0)
+    max_per_day: int = Field(default=1, ge=1, le=10)
+    max_per_week: int = Field(default=3, ge=1, le=70)
+    limitation_years: int = Field(default=3, ge=1, le=30)
+
+    @model_validator(mode="after")
+    def _window(self) -> ContactRules:
+        if self.window_end <= self.window_start:
+            raise ValueError(
+                f"contact.window_end {self.window_end} must be after window_start "
+                f"{self.window_start}"
+            )
+        if self.max_per_week < self.max_per_day:
+            raise ValueError("contact.max_per_week cannot be below max_per_day")
+        return self
+
+
+class Timing(_Strict):
+    """When in the day, and by which habit, reminders are delivered."""
+
+    preferred_hour: int = Field(default=10, ge=0, le=23)
+    lead_days: int = Field(default=1, ge=0, le=3)
+    horizon_hours: int = Field(default=72, ge=1, le=72)
+    habit_min_payments: int = Field(default=3, ge=2)
+    habit_min_share: float = Field(default=0.5, gt=0, le=1)
+    habit_lookback_days: int = Field(default=365, ge=30, le=3650)
+
+
+class Sending(_Strict):
+    """Batches and request concurrency."""
+
+    batch_size: int = Field(default=500, ge=1, le=100_000)
+    concurrency: int = Field(default=8, ge=1, le=64)
+    max_attempts: int = Field(default=5, ge=1, le=10)
+
+
+Localized = dict[str, str]
+
+
+def _localized(value: Localized, key: str) -> Localized:
+    missing = [loc for loc in LOCALES if not (value.get(loc) or "").strip()]
+    if missing:
+        raise ValueError(f"{key}: no text for locale(s) {missing}")
+    return value
+
+
+class ContactDetails(_Strict):
+    """Whom a customer can reach when no collector is assigned."""
+
+    team_name: Localized
+    team_email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    team_phone: str
+
+    @field_validator("team_name")
+    @classmethod
+    def _name(cls, v: Localized) -> Localized:
+        return _localized(v, "contact_details.team_name")
+
+
+class Payment(_Strict):
+    """How to pay: printed in every reminder."""
+
+    beneficiary: Localized
+    bank: Localized
+    account: str = Field(min_length=1)
+    reference: str = Field(default="customer_id", pattern=r"^customer_id$")
+
+    @field_validator("beneficiary", "bank")
+    @classmethod
+    def _texts(cls, v: Localized, info) -> Localized:
+        return _localized(v, f"payment.{info.field_name}")
+
+
+class Strategy(_Strict):
+    """The whole dunning strategy."""
+
+    version: str = Field(min_length=1, max_length=64)
+    stages: tuple[Stage, ...]
+    early_collection: EarlyCollection = Field(default_factory=EarlyCollection)
+    contact: ContactRules = Field(default_factory=ContactRules)
+    timing: Timing = Field(default_factory=Timing)
+    sending: Sending = Field(default_factory=Sending)
+    contact_details: ContactDetails
+    payment: Payment
+
+    @model_validator(mode="after")
+    def _ladders(self) -> Strategy:
+        names = [s.name for s in self.stages]
+        if not names:
+            raise ValueError("stages: at least one stage is needed")
+        if len(set(names)) != len(names):
+            raise ValueError(f"stages: names must be unique, got {names}")
+        for ladder, days in (("stages", [s.days_past_due for s in self.stages]),):
+            if days != sorted(set(days)):
+                raise ValueError(f"{ladder}: days_past_due must rise strictly, got {days}")
+        early = self.early_collection.stages
+        unknown = sorted(set(early) - set(names))
+        if unknown:
+            raise ValueError(f"early_collection.stages: unknown stage(s) {unknown}")
+        days = [early.get(s.name, s.days_past_due) for s in self.stages]
+        if days != sorted(set(days)):
+            raise ValueError(f"early_collection.stages: days must rise strictly, got {days}")
+        if any(s.mentions_legal and s.days_past_due < 1 for s in self.stages):
+            raise ValueError("stages: only a stage past the due date may mention legal action")
+        return self
+
+    def ladder(self, early: bool) -> list[tuple[Stage, int]]:
+        """The stages with the day each is due on the standard or the early ladder."""
+        overrides = self.early_collection.stages if early else {}
+        return [(s, overrides.get(s.name, s.days_past_due)) for s in self.stages]
+
+    def stage_for(self, days_past_due: int, early: bool) -> Stage | None:
+        """The stage a customer is at when its oldest invoice is ``days_past_due`` (the last
+        stage whose day has come), or None before the first."""
+        reached = [s for s, day in self.ladder(early) if days_past_due >= day]
+        return reached[-1] if reached else None
+
+    def rank(self, stage: str) -> int:
+        """Position of ``stage`` on the ladder (0 first)."""
+        return [s.name for s in self.stages].index(stage)
+
+
+@cache
+def _load(path: Path, stamp: float) -> Strategy:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"no dunning strategy at {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of strategy settings")
+    try:
+        return Strategy.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'strategy'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from None
+
+
+def load_strategy(path: Path | None = None) -> Strategy:
+    """The strategy in ``path`` (default: the project's ``include/collection/strategy.yaml``),
+    validated; re-read when the file changes."""
+    path = (path or DEFAULT_STRATEGY_FILE).resolve()
+    try:
+        stamp = path.stat().st_mtime
+    except FileNotFoundError:
+        raise ConfigError(f"no dunning strategy at {path}") from None
+    return _load(path, stamp)
