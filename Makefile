@@ -36,7 +36,11 @@ demo: install
 	$(BIN)/receivables export scores --as-of $(DEMO_AS_OF) \
 		--out $(DEMO_HOME)/reports/scores-$(DEMO_AS_OF).csv && \
 	$(BIN)/receivables export warnings --as-of $(DEMO_AS_OF) \
-		--out $(DEMO_HOME)/reports/warnings-$(DEMO_AS_OF).csv
+		--out $(DEMO_HOME)/reports/warnings-$(DEMO_AS_OF).csv && \
+	$(BIN)/receivables export reminders --as-of $(DEMO_AS_OF) \
+		--out $(DEMO_HOME)/reports/reminders-$(DEMO_AS_OF).csv && \
+	$(BIN)/receivables export worklist --as-of $(DEMO_AS_OF) \
+		--out $(DEMO_HOME)/reports/worklist-$(DEMO_AS_OF).csv
 
 test: install
 	$(BIN)/python -m tests.services

@@ -33,6 +33,8 @@ for _name in (
 ):
     os.environ.pop(_name, None)
 
+pytest_plugins = ["tests.sendgrid_mock"]
+
 PG_ADMIN_URL = os.environ.get(
     "RECEIVABLES_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres"
 )

@@ -189,7 +189,7 @@ def run(ctx: click.Context, as_of: dt.date, inbox: Path | None) -> None:
 @click.option("--as-of", "as_of", callback=_date, help="YYYY-MM-DD")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path, dir_okay=False))
 def export_command(name: str, as_of: dt.date | None, out: Path) -> None:
-    """Write one result (aging, rejects, scores, warnings) as CSV."""
+    """Write one result (aging, rejects, scores, warnings, reminders, worklist) as CSV."""
     from receivables.exports import ExportError, export
 
     settings = _settings()
@@ -198,6 +198,47 @@ def export_command(name: str, as_of: dt.date | None, out: Path) -> None:
     except ExportError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{name}: {rows} row(s) written to {out}")
+
+
+@main.command()
+@click.argument("customer_id")
+@click.option("--as-of", "as_of", callback=_date, help="YYYY-MM-DD (default: today).")
+@click.option(
+    "--html",
+    "html_out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the HTML part to this file.",
+)
+def preview(customer_id: str, as_of: dt.date | None, html_out: Path | None) -> None:
+    """Show the reminder CUSTOMER_ID would get (today), without sending anything."""
+    from receivables.collection.preview import PreviewError, latest_day
+    from receivables.collection.preview import preview as make_preview
+    from receivables.dates import today_in
+
+    settings = _settings()
+    engine = _engine(settings, existing=True)
+    wanted = as_of or today_in(settings.timezone)
+    day = latest_day(engine, wanted)
+    if day is None:
+        raise click.ClickException(
+            f"no risk results on or before {wanted}: run `receivables run --as-of DATE` first"
+        )
+    if day != wanted:
+        click.echo(f"(no risk results for {wanted}: showing {day}, the latest before it)")
+    try:
+        shown = make_preview(engine, settings, customer_id, day)
+    except (PreviewError, ConfigError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"customer {customer_id} on {day}: {shown.decision}")
+    if shown.email is None:
+        return
+    moment = shown.send_at.isoformat() if shown.send_at else "-"
+    click.echo(f"stage: {shown.stage}   deliver at: {moment}   to: {shown.recipients or '-'}")
+    click.echo(f"subject: {shown.email.subject}\n")
+    click.echo(shown.email.text)
+    if html_out is not None:
+        html_out.write_text(shown.email.html, encoding="utf-8")
+        click.echo(f"HTML part written to {html_out}")
 
 
 @main.command()

@@ -42,3 +42,8 @@ def parse_iso_date(text: str) -> dt.date:
 def is_quarter_start(day: dt.date) -> bool:
     """True on the first day of January, April, July and October."""
     return day.day == 1 and day.month in (1, 4, 7, 10)
+
+
+def today_in(timezone: str) -> dt.date:
+    """Today's date on the business clock (only for commands a person runs, never for results)."""
+    return as_of_date(dt.datetime.now(dt.UTC), timezone)

@@ -34,9 +34,11 @@ from receivables.text import BIDI_CONTROLS, CONTROL_CHARACTERS, LINE_SEPARATORS,
 from receivables.warehouse.schema import (
     aging_runs,
     aging_snapshots,
+    collection_actions,
     credit_scores,
     ingested_files,
     quarantined_rows,
+    reminders,
     risk_warnings,
 )
 
@@ -175,11 +177,68 @@ def _warnings(engine: Engine, as_of: dt.date | None) -> sa.Select:
     )
 
 
+def _reminders(engine: Engine, as_of: dt.date | None) -> sa.Select:
+    if as_of is None:
+        raise ExportError("the reminders export needs --as-of DATE (the date they were planned)")
+    r = reminders
+    # ``sending`` is a reminder in flight (or interrupted): to the outside it is still pending
+    status = sa.case((r.c.status == "sending", "pending"), else_=r.c.status)
+    return (
+        sa.select(
+            r.c.customer_id,
+            r.c.stage,
+            status.label("status"),
+            r.c.reason,
+            r.c.provider_message_id,
+            r.c.send_at,
+            r.c.reminder_id,
+            r.c.planned_on,
+            r.c.rule,
+            r.c.ladder,
+            r.c.locale,
+            r.c.days_past_due,
+            r.c.invoices,
+            r.c.mentions_legal,
+            r.c.provider,
+            r.c.attempts,
+            r.c.sent_at,
+            r.c.delivery_status,
+            r.c.delivered_at,
+            r.c.opened_at,
+            r.c.clicked_at,
+            r.c.strategy_version,
+        )
+        .where(r.c.planned_on == as_of)
+        .order_by(r.c.customer_id, r.c.reminder_id)
+    )
+
+
+def _worklist(engine: Engine, as_of: dt.date | None) -> sa.Select:
+    if as_of is None:
+        raise ExportError("the worklist export needs --as-of DATE")
+    a = collection_actions
+    return (
+        sa.select(
+            a.c.planned_on,
+            a.c.customer_id,
+            a.c.kind,
+            a.c.cause,
+            a.c.detail,
+            a.c.collector_id,
+            a.c.reminder_id,
+        )
+        .where(a.c.planned_on == as_of)
+        .order_by(a.c.collector_id, a.c.customer_id, a.c.kind)
+    )
+
+
 EXPORTS: dict[str, Callable[[Engine, dt.date | None], sa.Select]] = {
     "aging": _aging,
     "rejects": _rejects,
     "scores": _scores,
     "warnings": _warnings,
+    "reminders": _reminders,
+    "worklist": _worklist,
 }
 
 
@@ -276,10 +335,19 @@ def _bool_text(value: bool) -> str:
     return "true" if value else "false"
 
 
+def _moment_text(value: dt.datetime) -> str:
+    """A moment in UTC, ISO 8601 with ``Z`` (SQLite hands back naive UTC values)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value.isoformat(timespec="seconds") + "Z"
+
+
 def _cell(value: object) -> str:
     """One cell of any type (the fallback for a column whose values differ in type)."""
     if value is None:
         return ""
+    if isinstance(value, dt.datetime):
+        return _moment_text(value)
     if isinstance(value, bool):
         return _bool_text(value)
     if isinstance(value, Decimal):
@@ -301,7 +369,7 @@ _WRITERS: dict[type, Callable[[object], str]] = {
     float: _float_text,
     Decimal: lambda value: format(value, "f"),
     dt.date: dt.date.isoformat,
-    dt.datetime: dt.datetime.isoformat,
+    dt.datetime: _moment_text,
 }
 
 

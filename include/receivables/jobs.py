@@ -191,3 +191,60 @@ def train_credit_model(*, settings: Settings, db_url: str, as_of: dt.date) -> di
     from receivables.risk.models import train_credit_model as train
 
     return _run(db_url, train, as_of, settings.policy.scores, settings.reports_dir)
+
+
+def plan_reminders(*, settings: Settings, db_url: str, as_of: dt.date) -> dict[str, Any]:
+    """Plan the reminders of ``as_of`` by the dunning strategy (recorded before anything is
+    sent; planning a date again adds nothing)."""
+    from receivables.collection.planner import plan_reminders as plan
+
+    return _run(db_url, plan, as_of, settings.strategy, settings.timezone)
+
+
+def reminder_batches(*, settings: Settings, db_url: str, dates: list[dt.date]) -> list[dict]:
+    """The send batches that still hold pending reminders, for the given dates, in order."""
+    import sqlalchemy as sa
+
+    from receivables.warehouse.schema import reminders
+
+    r = reminders.c
+    engine = open_warehouse(db_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(r.planned_on, r.batch)
+                .where(r.planned_on.in_(dates), r.status.in_(("pending", "sending")))
+                .group_by(r.planned_on, r.batch)
+                .order_by(r.planned_on, r.batch)
+            ).all()
+    finally:
+        engine.dispose()
+    batches = [{"as_of": str(row.planned_on), "batch": int(row.batch)} for row in rows]
+    log.info("reminders to send: %d batch(es) for %s", len(batches), [str(d) for d in dates])
+    return batches
+
+
+def send_reminders(
+    *, settings: Settings, db_url: str, as_of: dt.date, batch: int
+) -> dict[str, Any]:
+    """Send one batch of pending reminders (no writer lock: it writes only its own rows)."""
+    from receivables.collection.sender import send_batch
+
+    engine = open_warehouse(db_url)
+    try:
+        return send_batch(engine, settings, as_of, batch)
+    finally:
+        engine.dispose()
+
+
+def summarize_reminders(*, settings: Settings, db_url: str, as_of: dt.date) -> dict[str, Any]:
+    """What happened to the reminders planned on ``as_of``: by status, refusal rule, stage."""
+    from receivables.collection.report import reminder_summary
+
+    engine = open_warehouse(db_url)
+    try:
+        summary = reminder_summary(engine, as_of)
+    finally:
+        engine.dispose()
+    log.info("reminders %s: %s", as_of, summary)
+    return summary

@@ -26,6 +26,39 @@ def _money(text: str) -> str:
     return f"{Decimal(text):,.2f}"
 
 
+def _reminder_lines(engine: Engine, as_of: dt.date) -> list[str]:
+    from receivables.collection.report import reminder_summary
+
+    summary = reminder_summary(engine, as_of)
+    via = " and ".join(
+        {"sendgrid": "SendGrid", "outbox": ".eml files in the outbox"}.get(p, p)
+        for p in summary["providers"]
+    )
+    lines = [
+        f"  reminders: {summary['planned']:,} planned, {summary['sent']:,} sent"
+        + (f" (via {via})" if via else "")
+        + f", {summary['refused']:,} refused, {summary['failed']:,} failed, "
+        f"{summary['pending']:,} pending"
+    ]
+    if summary["by_stage"]:
+        lines.append(
+            "    by stage: " + ", ".join(f"{k} {v:,}" for k, v in summary["by_stage"].items())
+        )
+    if summary["by_locale"]:
+        lines.append(
+            "    by language: " + ", ".join(f"{k} {v:,}" for k, v in summary["by_locale"].items())
+        )
+    if summary["refused_by_rule"]:
+        lines.append(
+            "    refused by rule: "
+            + ", ".join(f"{k} {v:,}" for k, v in summary["refused_by_rule"].items())
+        )
+    if summary["actions"]:
+        actions = sorted(summary["actions"].items())
+        lines.append("    worklist: " + ", ".join(f"{v:,} {k}" for k, v in actions))
+    return lines
+
+
 def run_summary(
     settings: Settings, engine: Engine, as_of: dt.date, reports: list, log_file: Path | None
 ) -> str:
@@ -76,6 +109,8 @@ def run_summary(
         lines += _table("bucket", buckets, aging.by_bucket, currencies)
         lines += _table("risk class", classes, aging.by_risk_class, currencies)
     lines += _risk_lines(engine, as_of)
+    if any(r.dag_id == "collection_reminders" for r in reports):
+        lines += _reminder_lines(engine, as_of)
     outbox = settings.outbox_dir
     emails = len(list(outbox.glob("*.eml"))) if outbox.exists() else 0
     lines += [

@@ -1,12 +1,27 @@
-"""The file outbox sends each message once, whatever retries and re-runs do."""
+"""The file outbox sends each message once, whatever retries and re-runs do; both transports
+refuse what SendGrid would refuse; the SendGrid request is shaped by the official library."""
 
 from __future__ import annotations
 
 import email
+import json
+import time
 from email import policy as email_policy
 
-from receivables.config import Settings
-from receivables.mail import FileOutbox, OutboundEmail, send_once
+import pytest
+
+from receivables.config import SendGridConfig, Settings
+from receivables.mail import (
+    DeliveryError,
+    EmlTransport,
+    FileOutbox,
+    OutboundEmail,
+    SendGridTransport,
+    check_email,
+    safe_reason,
+    send_once,
+    transport_for,
+)
 from receivables.render import render_email
 
 
@@ -105,3 +120,143 @@ def test_send_once_renders_sends_once_and_keeps_the_subject_on_one_line(tmp_path
     assert "Task:       ingest_customers Bcc: victim@evil.example.com evil\n" in text
     assert not any(line.startswith("Bcc") for line in text.splitlines())
     assert "\u202e" not in parsed.get_body(("html",)).get_content()
+
+
+# --- the transports ---------------------------------------------------------------------------
+
+NOW = 1_800_000_000  # a fixed "now" for the send_at checks
+
+
+def _reminder(**changes):
+    fields = {
+        "key": "reminder/42",
+        "to": ("张三 <zhang@debtor.example.com>", "ap@debtor.example.com"),
+        "subject": "付款提醒：发票 INV-1 已逾期",
+        "text": "尊敬的客户，发票 INV-1 已逾期 5 天。",
+        "html": "<p>尊敬的客户，发票 INV-1 已逾期 5 天。</p>",
+        "category": "reminder",
+        "categories": ("first_reminder", "zh-CN"),
+        "custom_args": {"reminder_id": "42"},
+        "send_at": NOW + 3600,
+        "headers": {"List-Unsubscribe": "<https://ar.example.com/u/abc>"},
+        "reply_to": "Collections <collections@ar.example.com>",
+    }
+    return OutboundEmail(**{**fields, **changes})
+
+
+def test_the_eml_shows_what_sendgrid_would_carry(tmp_path):
+    outbox = EmlTransport(tmp_path, "Ops <ops@x.example.com>")
+    delivery = outbox.deliver(_reminder(send_at=1_700_000_000))
+    with open(delivery.location, "rb") as f:
+        parsed = email.message_from_binary_file(f, policy=email_policy.default)
+    assert delivery.provider_message_id == parsed["Message-ID"]
+    assert parsed["X-Receivables-Send-At"] == "2023-11-14T22:13:20+00:00"
+    assert json.loads(parsed["X-Receivables-Categories"]) == [
+        "reminder",
+        "first_reminder",
+        "zh-CN",
+    ]
+    assert json.loads(parsed["X-Receivables-Custom-Args"]) == {"reminder_id": "42"}
+    assert parsed["List-Unsubscribe"] == "<https://ar.example.com/u/abc>"
+    assert parsed["Reply-To"] == "Collections <collections@ar.example.com>"
+    assert parsed["Subject"] == "付款提醒：发票 INV-1 已逾期"
+    again = outbox.deliver(_reminder(send_at=None))
+    assert (again.status, again.provider_message_id) == ("duplicate", parsed["Message-ID"])
+
+
+@pytest.mark.parametrize(
+    ("changes", "why"),
+    [
+        ({"to": ()}, "no recipient"),
+        ({"categories": tuple(f"c{i}" for i in range(10))}, "11 categories"),
+        ({"categories": ("x" * 256,)}, "256 characters"),
+        ({"custom_args": {"reminder_id": 42}}, "not a string"),
+        ({"headers": {"From": "boss@x.example.com"}}, "set by the mail system"),
+        ({"send_at": NOW + 72 * 3600 + 1}, "more than 72 hours ahead"),
+        ({"send_at": float(NOW)}, "integer unix time"),
+    ],
+)
+def test_what_sendgrid_would_refuse_is_refused_before_sending(changes, why):
+    with pytest.raises(DeliveryError) as refused:
+        check_email(_reminder(**changes), now=NOW)
+    assert why in refused.value.reason
+    assert not refused.value.retryable
+    assert not refused.value.uncertain
+    assert refused.value.status_code is None
+    assert "@" not in refused.value.reason  # addresses never reach a stored reason
+
+
+def test_the_limits_themselves_are_allowed():
+    check_email(
+        _reminder(categories=tuple(f"c{i}" for i in range(9)), send_at=NOW + 72 * 3600), now=NOW
+    )
+    check_email(_reminder(categories=("x" * 255,), send_at=None), now=NOW)
+
+
+def test_the_eml_outbox_refuses_what_sendgrid_would(tmp_path):
+    outbox = EmlTransport(tmp_path, "Ops <ops@x.example.com>")
+    with pytest.raises(DeliveryError, match="custom argument"):
+        outbox.deliver(_reminder(custom_args={"reminder_id": 42}))
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_request_is_shaped_by_the_official_library():
+    transport = SendGridTransport(
+        SendGridConfig(api_key="SG.test"), "应收账款 Receivables <ar@ar.example.com>"
+    )
+    body = transport.request_body(_reminder(send_at=int(time.time()) + 3600))
+    assert body["from"] == {"name": "应收账款 Receivables", "email": "ar@ar.example.com"}
+    assert body["subject"] == "付款提醒：发票 INV-1 已逾期"
+    # one personalization: every address of the debtor sees the same message
+    assert body["personalizations"] == [
+        {
+            "to": [
+                {"name": "张三", "email": "zhang@debtor.example.com"},
+                {"email": "ap@debtor.example.com"},
+            ]
+        }
+    ]
+    assert [c["type"] for c in body["content"]] == ["text/plain", "text/html"]
+    assert body["content"][0]["value"] == "尊敬的客户，发票 INV-1 已逾期 5 天。"
+    assert body["categories"] == ["reminder", "first_reminder", "zh-CN"]
+    assert body["custom_args"] == {"reminder_id": "42"}
+    assert isinstance(body["send_at"], int)
+    assert body["headers"] == {"List-Unsubscribe": "<https://ar.example.com/u/abc>"}
+    assert body["reply_to"] == {"name": "Collections", "email": "collections@ar.example.com"}
+
+
+def test_an_ops_email_needs_no_extras():
+    transport = SendGridTransport(SendGridConfig(api_key="SG.test"), "ops@x.example.com")
+    body = transport.request_body(_message())
+    assert body["categories"] == ["alert"]
+    assert "send_at" not in body
+    assert "reply_to" not in body
+    assert "headers" not in body
+
+
+def test_transport_for_picks_sendgrid_when_the_connection_is_set(tmp_path):
+    plain = Settings.from_env({"RECEIVABLES_HOME": str(tmp_path)})
+    assert isinstance(transport_for(plain), EmlTransport)
+    assert transport_for(plain).name == "outbox"
+    configured = Settings.from_env(
+        {
+            "RECEIVABLES_HOME": str(tmp_path),
+            "AIRFLOW_CONN_SENDGRID_DEFAULT": json.dumps(
+                {"conn_type": "generic", "password": "SG.secret", "host": "127.0.0.1:4010"}
+            ),
+        }
+    )
+    transport = transport_for(configured)
+    assert isinstance(transport, SendGridTransport)
+    assert transport.name == "sendgrid"
+    assert transport.config.host == "http://127.0.0.1:4010"
+    assert "SG.secret" not in repr(transport)
+
+
+def test_a_reason_never_carries_an_address_or_a_key():
+    reason = safe_reason("to zhang@debtor.example.com\nwith key SG.abc.def refused" + "x" * 900)
+    assert "@" not in reason
+    assert "SG.abc" not in reason
+    assert "\n" not in reason
+    assert len(reason) <= 500
+    assert reason.startswith("to <address> with key <api key> refused")

@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from typing import Any
 
-from receivables.config import Settings
+from receivables.config import SENDGRID_CONN_ID, SendGridConfig, Settings, sendgrid_config_of
 from receivables.dates import as_of_date
 
 log = logging.getLogger(__name__)
 
 
 def settings() -> Settings:
-    """The environment's settings (read at run time, in the task)."""
-    return Settings.from_env()
+    """The environment's settings (read at run time, in the task), with SendGrid from the
+    ``sendgrid_default`` connection when the environment does not define it (a connection kept
+    in the UI or a secrets backend counts)."""
+    current = Settings.from_env()
+    if current.sendgrid is None:
+        sendgrid = _airflow_sendgrid_config()
+        if sendgrid is not None:
+            current = dataclasses.replace(current, sendgrid=sendgrid)
+    return current
+
+
+def _airflow_sendgrid_config() -> SendGridConfig | None:
+    """SendGrid from Airflow's ``sendgrid_default`` connection, or None when it is not defined
+    (then email is written to the ``.eml`` outbox)."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = BaseHook.get_connection(SENDGRID_CONN_ID)
+    except AirflowNotFoundException:
+        return None
+    return sendgrid_config_of(conn.password, conn.host, conn.port, conn.schema)
 
 
 def _airflow_connection_uri(conn_id: str) -> str | None:

@@ -34,7 +34,7 @@ def dags_for(day: dt.date) -> list[str]:
     plan = ["ledger_ingest"]
     if day.day == 1:
         plan.append(MONTHLY_DAG)
-    plan.append("receivables_risk")
+    plan += ["receivables_risk", "collection_reminders"]
     if day.day == 1 and day.month in (1, 4, 7, 10):
         plan.append(QUARTERLY_DAG)
     return [d for d in plan if (DAGS_DIR / f"{d}.py").exists()]

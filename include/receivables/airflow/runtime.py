@@ -92,3 +92,24 @@ def raise_risk_warnings() -> dict[str, Any]:
     summaries = [jobs.raise_warnings(settings=current, db_url=url, as_of=d) for d in dates]
     publish(context, assets.RISK, dates, warnings=summaries[-1]["warnings"])
     return summaries[0] if len(summaries) == 1 else {s["as_of_date"]: s for s in summaries}
+
+
+def reminder_batches() -> list[dict[str, Any]]:
+    """The send batches of the run's dates that hold pending reminders (the mapped tasks)."""
+    context = get_current_context()
+    current = settings()
+    dates = resolve_as_of_dates(context, current.timezone)
+    return jobs.reminder_batches(settings=current, db_url=warehouse_url(current), dates=dates)
+
+
+def send_reminder_batch(batch: dict[str, Any]) -> dict[str, Any]:
+    """Send one batch (``{"as_of": ISO date, "batch": n}``)."""
+    import datetime as dt
+
+    current = settings()
+    return jobs.send_reminders(
+        settings=current,
+        db_url=warehouse_url(current),
+        as_of=dt.date.fromisoformat(batch["as_of"]),
+        batch=int(batch["batch"]),
+    )

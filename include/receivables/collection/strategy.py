@@ -33,6 +33,10 @@ class Stage(_Strict):
     days_past_due: int = Field(ge=-60, le=3650)
     mentions_legal: bool = False
     actions: tuple[str, ...] = ()
+    #: sent only when an earlier stage went for the same debt at least this many days before;
+    #: until then the customer is at the latest stage without this condition (a final notice
+    #: never comes out of the blue)
+    after_previous_days: int | None = Field(default=None, ge=1, le=365)
 
     @field_validator("actions")
     @classmethod
@@ -179,9 +183,32 @@ class Strategy(_Strict):
         reached = [s for s, day in self.ladder(early) if days_past_due >= day]
         return reached[-1] if reached else None
 
+    def stage_due(
+        self, days_past_due: int, early: bool, sent: dict[str, dt.date], as_of: dt.date
+    ) -> Stage | None:
+        """The stage due on ``as_of`` for a debt whose oldest invoice is ``days_past_due``, given
+        the stages ``sent`` for it so far (name -> date): the reached stage, or — while its
+        ``after_previous_days`` condition is not met — the latest reached stage without one."""
+        reached = [s for s, day in self.ladder(early) if days_past_due >= day]
+        for stage in reversed(reached):
+            if stage.after_previous_days is None:
+                return stage
+            earlier = [
+                d
+                for name, d in sent.items()
+                if name in self._ranks and self.rank(name) < self.rank(stage.name)
+            ]
+            if any((as_of - d).days >= stage.after_previous_days for d in earlier):
+                return stage
+        return None
+
+    @property
+    def _ranks(self) -> dict[str, int]:
+        return {s.name: i for i, s in enumerate(self.stages)}
+
     def rank(self, stage: str) -> int:
         """Position of ``stage`` on the ladder (0 first)."""
-        return [s.name for s in self.stages].index(stage)
+        return self._ranks[stage]
 
 
 @cache

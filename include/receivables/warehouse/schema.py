@@ -388,6 +388,7 @@ reminders = sa.Table(
     ),
     sa.Index("ix_reminders_customer_id_planned_on", "customer_id", "planned_on"),
     sa.Index("ix_reminders_planned_on_status", "planned_on", "status"),
+    sa.Index("ix_reminders_oldest_invoice_id", "oldest_invoice_id"),
     comment="customer reminders: the outbox of customer-facing email, one row per customer, "
     "stage and planned date",
 )

@@ -224,6 +224,7 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_reminders_planned_on_status", ["planned_on", "status"], unique=False
         )
+        batch_op.create_index("ix_reminders_oldest_invoice_id", ["oldest_invoice_id"], unique=False)
 
     op.create_table(
         "suppressions",
@@ -247,6 +248,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("suppressions")
     with op.batch_alter_table("reminders", schema=None) as batch_op:
+        batch_op.drop_index("ix_reminders_oldest_invoice_id")
         batch_op.drop_index("ix_reminders_planned_on_status")
         batch_op.drop_index("ix_reminders_customer_id_planned_on")
 

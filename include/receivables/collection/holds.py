@@ -1,0 +1,100 @@
+"""What holds collection back, read from the warehouse: promises, legal cases, disputes,
+suppressed addresses, and the reminders that count against the caps. The planner reads them for
+the whole day; the sender reads them again right before sending."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter, defaultdict
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from receivables.collection.compliance import COUNTED_STATUSES
+from receivables.warehouse.schema import (
+    customer_feedback,
+    legal_cases,
+    promises_to_pay,
+    reminders,
+    suppressions,
+)
+
+#: Legal-case statuses during which collection stops.
+OPEN_CASE_STATUSES = ("approved", "filed", "judgment")
+
+
+def _date(value) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+
+
+def utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def running_promises(conn: Connection, as_of: dt.date) -> dict[str, dt.date]:
+    """Customers with a promise to pay running on ``as_of``: the latest date promised."""
+    p = promises_to_pay.c
+    return {
+        row.customer_id: _date(row.pay_by)
+        for row in conn.execute(
+            sa.select(p.customer_id, sa.func.max(p.pay_by).label("pay_by"))
+            .where(p.promised_on <= as_of, p.pay_by >= as_of)
+            .group_by(p.customer_id)
+        )
+    }
+
+
+def open_legal_cases(conn: Connection, as_of: dt.date) -> dict[str, str]:
+    """Customers with a legal case open on ``as_of``: one of its case ids."""
+    c = legal_cases.c
+    return {
+        row.customer_id: row.case_id
+        for row in conn.execute(
+            sa.select(c.customer_id, c.case_id).where(
+                c.status.in_(OPEN_CASE_STATUSES), c.opened_on <= as_of
+            )
+        )
+    }
+
+
+def open_disputes(conn: Connection) -> Counter:
+    """Customers with disputes raised through their reminder's link and not yet resolved."""
+    f = customer_feedback.c
+    return Counter(
+        row.customer_id
+        for row in conn.execute(
+            sa.select(f.customer_id).where(f.kind == "dispute", f.status == "open")
+        )
+    )
+
+
+def suppressed_addresses(conn: Connection) -> frozenset[str]:
+    """Every address no reminder may go to (lower case)."""
+    return frozenset(
+        row.address.strip().lower() for row in conn.execute(sa.select(suppressions.c.address))
+    )
+
+
+def counted_sends(
+    conn: Connection, start: dt.datetime, end: dt.datetime
+) -> dict[str, list[tuple[int, dt.datetime]]]:
+    """(reminder id, moment) of the reminders that count against the caps, by customer, whose
+    moment of delivery falls in [start, end)."""
+    r = reminders.c
+    found: dict[str, list[tuple[int, dt.datetime]]] = defaultdict(list)
+    for row in conn.execute(
+        sa.select(r.customer_id, r.reminder_id, r.send_at).where(
+            r.status.in_(COUNTED_STATUSES), r.send_at >= start, r.send_at < end
+        )
+    ):
+        found[row.customer_id].append((row.reminder_id, utc(row.send_at)))
+    return found
+
+
+def cap_window(as_of: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """The moments whose reminders can count against the caps of reminders planned on
+    ``as_of`` (seven days either side, and a day for time zones)."""
+    return (
+        dt.datetime.combine(as_of - dt.timedelta(days=8), dt.time(0), tzinfo=dt.UTC),
+        dt.datetime.combine(as_of + dt.timedelta(days=8), dt.time(0), tzinfo=dt.UTC),
+    )

@@ -1,0 +1,423 @@
+"""Send one batch of planned reminders: re-check, compose, claim, deliver, record.
+
+The ``reminders`` table is the outbox. For each ``pending`` reminder of the batch, in order:
+
+1. the contact rules are applied again on fresh facts (payments, disputes, promises, legal
+   cases, suppressions loaded since the plan): a customer who paid in the meantime is not
+   chased, and the reminder becomes ``refused`` with the rule;
+2. the email is composed from the statement as it stands now and rendered; content that cannot
+   make a correct email (an unknown currency, a template error, no opt-out link) makes the
+   reminder ``failed`` with the reason and puts a data fix on the collectors' worklist — never a
+   half-filled email, never a crash of the batch;
+3. the reminder is **claimed** (``pending`` → ``sending``, one row, committed) right before its
+   request, and marked ``sent`` (with the provider's message id, when it gives one) or
+   ``failed`` right after.
+
+At most ``sending.concurrency`` requests are in flight, so a crash leaves at most that many
+reminders ``sending``. A retry of the batch finds them and never sends them again: through
+SendGrid they become ``failed`` ("interrupted"), because SendGrid may have accepted them — an
+Event Webhook event for one of them later proves it was and marks it ``sent``; written to the
+``.eml`` outbox they are safe to write again, since the outbox never writes a key twice.
+
+A provider that is down (429 or 5xx after the client's own retries) or refuses our credentials
+leaves the reminder ``pending`` and fails the task at the end of the batch, so Airflow's retry
+(with back-off) sends what is left; nothing is lost and nothing goes twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from markupsafe import escape
+from sqlalchemy.engine import Engine
+
+from receivables.collection import compliance, holds, links
+from receivables.collection.compliance import Candidate
+from receivables.collection.compose import content, debtors, disputed_invoices, statements
+from receivables.collection.letters import LetterError, render_reminder
+from receivables.collection.strategy import Strategy
+from receivables.mail import DeliveryError, OutboundEmail, Transport, transport_for
+from receivables.warehouse.schema import collection_actions, reminders
+
+if TYPE_CHECKING:
+    from receivables.config import Settings
+
+log = logging.getLogger(__name__)
+
+#: SendGrid's limit for ``send_at``.
+SCHEDULE_LIMIT = dt.timedelta(hours=72)
+DEFERRED = "deferred: its moment of delivery is more than 72 hours ahead; run the date again later"
+#: Status codes that mean our configuration is wrong, not the reminder: stop the batch.
+CONFIGURATION_ERRORS = (401, 403)
+
+
+class SendIncomplete(RuntimeError):
+    """Some reminders of the batch are still pending (the provider was unavailable)."""
+
+
+@dataclass
+class Outcome:
+    """What happened to one reminder in this attempt."""
+
+    reminder_id: int
+    status: str
+    reason: str | None = None
+    rule: str | None = None
+    provider_message_id: str | None = None
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _update(engine: Engine, reminder_id: int, values: dict, expect: str | None = None) -> bool:
+    """Update one reminder (only while its status is ``expect``); True when it changed."""
+    query = sa.update(reminders).where(reminders.c.reminder_id == reminder_id)
+    if expect is not None:
+        query = query.where(reminders.c.status == expect)
+    with engine.begin() as conn:
+        return conn.execute(query.values(updated_at=_now(), **values)).rowcount == 1
+
+
+def recover_interrupted(engine: Engine, as_of: dt.date, batch: int, transport: Transport) -> int:
+    """Reminders a crashed attempt left ``sending``: never sent again through SendGrid (it may
+    have accepted them); rewritten through the ``.eml`` outbox, which never writes a key twice.
+    Returns how many were found."""
+    r = reminders.c
+    where = sa.and_(r.planned_on == as_of, r.batch == batch, r.status == "sending")
+    with engine.begin() as conn:
+        if transport.name == "outbox":
+            count = conn.execute(
+                sa.update(reminders).where(where).values(status="pending", updated_at=_now())
+            ).rowcount
+        else:
+            count = conn.execute(
+                sa.update(reminders)
+                .where(where)
+                .values(
+                    status="failed",
+                    reason="interrupted while sending: SendGrid may have accepted it, so it is "
+                    "not sent again (an Event Webhook event for it will mark it sent)",
+                    updated_at=_now(),
+                )
+            ).rowcount
+    if count:
+        log.warning(
+            "batch %d of %s: %d reminder(s) were interrupted while sending by an earlier attempt",
+            batch,
+            as_of,
+            count,
+        )
+    return count
+
+
+@dataclass
+class Prepared:
+    """A reminder ready to go, or the outcome that stopped it."""
+
+    reminder_id: int
+    email: OutboundEmail | None = None
+    outcome: Outcome | None = None
+    action: dict | None = None
+
+
+def prepare(
+    engine: Engine,
+    settings: Settings,
+    strategy: Strategy,
+    as_of: dt.date,
+    rows: list,
+    now: dt.datetime,
+) -> list[Prepared]:
+    """Re-check, compose and render each reminder of ``rows`` (``reminders`` rows)."""
+    ids = [row.reminder_id for row in rows]
+    with engine.connect() as conn:
+        people = debtors(conn, {row.customer_id for row in rows})
+        lines = statements(conn, ids, as_of)
+        disputed = disputed_invoices(conn, ids)
+        promises = holds.running_promises(conn, as_of)
+        legal = holds.open_legal_cases(conn, as_of)
+        disputes = holds.open_disputes(conn)
+        suppressed = holds.suppressed_addresses(conn)
+        sends = holds.counted_sends(conn, *holds.cap_window(as_of))
+    prepared = []
+    for row in rows:
+        rid = row.reminder_id
+        person = people.get(row.customer_id)
+        if person is None:
+            prepared.append(_failed(rid, row, as_of, now, "the customer is no longer on file"))
+            continue
+        statement = lines.get(rid, [])
+        send_at = holds.utc(row.send_at)
+        timezone = _zone(person.timezone, settings.timezone)
+        candidate = Candidate(
+            customer_id=row.customer_id,
+            timezone=timezone,
+            addresses=tuple((person.email or "").split(";")),
+            do_not_contact=bool(person.do_not_contact),
+            send_at=send_at,
+            outstanding=sum((line.outstanding for line in statement), Decimal(0)),
+            disputed_invoices=disputed.get(rid, 0),
+            open_disputes=disputes.get(row.customer_id, 0),
+            promise_until=promises.get(row.customer_id),
+            legal_case=legal.get(row.customer_id),
+            suppressed=suppressed,
+            other_sends=tuple(m for other, m in sends.get(row.customer_id, []) if other != rid),
+        )
+        refusal = compliance.check(candidate, strategy.contact)
+        if refusal is not None:
+            prepared.append(
+                Prepared(rid, outcome=Outcome(rid, "refused", refusal.text(), refusal.rule))
+            )
+            continue
+        mentions_legal = row.mentions_legal and compliance.may_mention_legal(
+            True, (line.due_date for line in statement), as_of, strategy.contact
+        )
+        opt_out = links.opt_out_url(settings, rid)
+        letter = content(
+            key=row.idempotency_key,
+            debtor=person,
+            locale=row.locale,
+            stage=row.stage,
+            as_of=as_of,
+            lines=statement,
+            mentions_legal=mentions_legal,
+            strategy=strategy,
+            opt_out_url=opt_out,
+            feedback_url=links.feedback_url(settings, rid),
+        )
+        try:
+            rendered = render_reminder(letter)
+        except LetterError as exc:
+            prepared.append(_failed(rid, row, as_of, now, f"cannot compose the email: {exc}"))
+            continue
+        if opt_out not in rendered.text or str(escape(opt_out)) not in rendered.html:
+            prepared.append(_failed(rid, row, as_of, now, "the email lacks its opt-out link"))
+            continue
+        moment = compliance.delivery_moment(send_at, now, timezone, strategy.contact)
+        if moment is not None and moment - now > SCHEDULE_LIMIT:
+            # SendGrid schedules at most 72 hours ahead: a later run of the date sends it
+            prepared.append(Prepared(rid, outcome=Outcome(rid, "pending", DEFERRED)))
+            continue
+        email = OutboundEmail(
+            key=row.idempotency_key,
+            to=candidate.deliverable_addresses,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            category="reminder",
+            categories=("reminder", row.stage),
+            custom_args={"reminder_id": str(rid)},
+            send_at=int(moment.timestamp()) if moment else None,
+            headers={
+                "List-Unsubscribe": f"<{opt_out}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            },
+            reply_to=letter.contact.email,
+        )
+        prepared.append(Prepared(rid, email=email))
+    return prepared
+
+
+def _zone(name: str | None, fallback: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name or fallback)
+        return name or fallback
+    except (ZoneInfoNotFoundError, ValueError):
+        return fallback
+
+
+def _failed(rid: int, row, as_of: dt.date, now: dt.datetime, reason: str) -> Prepared:
+    """A reminder the data stopped: failed, and a data fix on the worklist."""
+    return Prepared(
+        rid,
+        outcome=Outcome(rid, "failed", reason),
+        action={
+            "planned_on": as_of,
+            "customer_id": row.customer_id,
+            "kind": "fix_data",
+            "cause": "reminder_failed",
+            "detail": f"The {row.stage} email could not be sent ({reason}). Correct the data, "
+            "or call the customer.",
+            "collector_id": None,
+            "reminder_id": rid,
+            "created_at": now,
+        },
+    )
+
+
+def _record(engine: Engine, outcome: Outcome, provider: str, expect: str) -> None:
+    values: dict = {"status": outcome.status, "reason": outcome.reason, "rule": outcome.rule}
+    if outcome.status == "sent":
+        values.update(
+            provider=provider, provider_message_id=outcome.provider_message_id, sent_at=_now()
+        )
+    _update(engine, outcome.reminder_id, values, expect=expect)
+
+
+def _add_actions(engine: Engine, actions: list[dict]) -> None:
+    if not actions:
+        return
+    a = collection_actions.c
+    with engine.begin() as conn:
+        existing = {
+            (row.customer_id, row.kind, row.cause)
+            for row in conn.execute(
+                sa.select(a.customer_id, a.kind, a.cause).where(
+                    a.planned_on == actions[0]["planned_on"]
+                )
+            )
+        }
+        fresh = [x for x in actions if (x["customer_id"], x["kind"], x["cause"]) not in existing]
+        if fresh:
+            conn.execute(collection_actions.insert(), fresh)
+
+
+def send_batch(
+    engine: Engine,
+    settings: Settings,
+    as_of: dt.date,
+    batch: int,
+    *,
+    strategy: Strategy | None = None,
+    transport: Transport | None = None,
+) -> dict:
+    """Send the pending reminders of batch ``batch`` of ``as_of``; return the counts.
+
+    Raises :class:`SendIncomplete` (after recording everything else) when the provider was
+    unavailable for some reminders: they stay ``pending`` for the task's retry."""
+    started = time.monotonic()
+    strategy = strategy or settings.strategy
+    transport = transport or transport_for(settings)
+    recovered = recover_interrupted(engine, as_of, batch, transport)
+    r = reminders.c
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(reminders)
+            .where(r.planned_on == as_of, r.batch == batch, r.status == "pending")
+            .order_by(r.reminder_id)
+        ).all()
+    now = _now()
+    prepared = prepare(engine, settings, strategy, as_of, rows, now)
+    counts: Counter = Counter()
+    rules: Counter = Counter()
+    for item in prepared:
+        if item.outcome is not None:
+            _record(engine, item.outcome, transport.name, expect="pending")
+            counts[item.outcome.status] += 1
+            if item.outcome.rule:
+                rules[item.outcome.rule] += 1
+    _add_actions(engine, [item.action for item in prepared if item.action])
+    ready = [item for item in prepared if item.email is not None]
+    unavailable: list[str] = []
+    stop = False
+    in_flight: dict[Future, int] = {}
+    with ThreadPoolExecutor(max_workers=strategy.sending.concurrency) as pool:
+        queue = iter(ready)
+        while True:
+            while not stop and len(in_flight) < strategy.sending.concurrency:
+                item = next(queue, None)
+                if item is None:
+                    break
+                claimed = _update(
+                    engine,
+                    item.reminder_id,
+                    {"status": "sending", "attempts": r.attempts + 1, "provider": transport.name},
+                    expect="pending",
+                )
+                if claimed:  # else another attempt has it: leave it alone
+                    in_flight[pool.submit(transport.deliver, item.email)] = item.reminder_id
+            if not in_flight:
+                break
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                rid = in_flight.pop(future)
+                outcome, retry = _outcome(rid, future)
+                if retry:
+                    # not accepted: back to pending for the task's retry
+                    _update(engine, rid, {"status": "pending", "reason": outcome.reason}, "sending")
+                    unavailable.append(outcome.reason or "")
+                    if _is_configuration_error(future):
+                        stop = True
+                    continue
+                _record(engine, outcome, transport.name, expect="sending")
+                counts[outcome.status] += 1
+    summary = {
+        "as_of_date": as_of.isoformat(),
+        "batch": batch,
+        "provider": transport.name,
+        "reminders": len(rows),
+        "sent": counts.get("sent", 0),
+        "refused": counts.get("refused", 0),
+        "failed": counts.get("failed", 0),
+        "pending": _pending(engine, as_of, batch),
+        "refused_by_rule": dict(sorted(rules.items())),
+        "interrupted_before": recovered,
+        "seconds": round(time.monotonic() - started, 2),
+    }
+    log.info(
+        "batch %d of %s via %s: %d sent, %d refused, %d failed, %d pending (%.1f s)",
+        batch,
+        as_of,
+        transport.name,
+        summary["sent"],
+        summary["refused"],
+        summary["failed"],
+        summary["pending"],
+        summary["seconds"],
+    )
+    if unavailable or stop:
+        raise SendIncomplete(
+            f"batch {batch} of {as_of}: {len(unavailable)} reminder(s) not accepted by "
+            f"{transport.name} ({unavailable[0] if unavailable else 'stopped'}); they stay "
+            "pending for the retry"
+        )
+    return summary
+
+
+def _pending(engine: Engine, as_of: dt.date, batch: int) -> int:
+    r = reminders.c
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(sa.func.count()).where(
+                r.planned_on == as_of, r.batch == batch, r.status == "pending"
+            )
+        ).scalar_one()
+
+
+def _is_configuration_error(future: Future) -> bool:
+    error = future.exception()
+    return isinstance(error, DeliveryError) and error.status_code in CONFIGURATION_ERRORS
+
+
+def _outcome(rid: int, future: Future) -> tuple[Outcome, bool]:
+    """(outcome, whether to leave it pending for a retry) of one delivery."""
+    error = future.exception()
+    if error is None:
+        delivery = future.result()
+        return Outcome(rid, "sent", provider_message_id=delivery.provider_message_id), False
+    if isinstance(error, DeliveryError):
+        status = f"{error.status_code}: " if error.status_code else ""
+        if error.uncertain:
+            return Outcome(
+                rid,
+                "failed",
+                f"outcome unknown ({status}{error.reason}): it may have been accepted, so it is "
+                "not sent again",
+            ), False
+        retry = error.retryable or error.status_code in CONFIGURATION_ERRORS
+        return Outcome(rid, "failed", f"{status}{error.reason}"), retry
+    # an unexpected error of our own: the request may or may not have gone out
+    return Outcome(
+        rid, "failed", f"outcome unknown ({type(error).__name__}): not sent again"
+    ), False
