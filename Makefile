@@ -9,7 +9,7 @@ DEMO_HOME ?= $(CURDIR)/var/demo
 DEMO_AS_OF ?= 2025-07-01
 DEMO_CUSTOMERS ?= 400
 
-.PHONY: install demo test airflow bench lint format clean
+.PHONY: install demo demo-sendgrid test airflow bench lint format clean
 
 # A stamp keeps `make install` fast when neither the lock nor pyproject changed.
 $(VENV)/.installed: uv.lock pyproject.toml
@@ -42,6 +42,11 @@ demo: install
 	$(BIN)/receivables export worklist --as-of $(DEMO_AS_OF) \
 		--out $(DEMO_HOME)/reports/worklist-$(DEMO_AS_OF).csv
 
+# The same demo with the sendgrid_default connection pointing at SendGrid's contract mock (Prism,
+# installed from npm on first use): every email goes through SendGrid's Mail Send API.
+demo-sendgrid: install
+	$(BIN)/python -m tests.sendgrid_mock $(MAKE) --no-print-directory demo
+
 test: install
 	$(BIN)/python -m tests.services
 	$(BIN)/pytest
@@ -51,6 +56,7 @@ airflow: install
 
 bench: install
 	$(BIN)/python -m tests.benchmarks.run
+	$(BIN)/python -m tests.benchmarks.reminders
 
 lint: install
 	$(BIN)/ruff check .

@@ -242,3 +242,28 @@ class ScriptedServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(10)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tests.sendgrid_mock COMMAND…``: run COMMAND with the contract mock up and the
+    ``sendgrid_default`` connection pointing at it (what ``make demo-sendgrid`` does)."""
+    import sys
+
+    command = list(sys.argv[1:] if argv is None else argv)
+    if not command:
+        print("usage: python -m tests.sendgrid_mock COMMAND [ARG…]", file=sys.stderr)
+        return 2
+    try:
+        spec = contract_spec()
+    except pytest.skip.Exception as exc:
+        print(f"cannot start the SendGrid contract mock: {exc}", file=sys.stderr)
+        return 2
+    with prism_mock(spec) as url:
+        connection = json.dumps({"conn_type": "http", "password": "SG.demo", "host": url})
+        print(f"SendGrid contract mock on {url} (sendgrid_default points at it)", flush=True)
+        env = {**os.environ, "AIRFLOW_CONN_SENDGRID_DEFAULT": connection}
+        return subprocess.run(command, env=env, check=False).returncode
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

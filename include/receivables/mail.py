@@ -28,6 +28,7 @@ import os
 import random
 import re
 import ssl
+import threading
 import time
 import urllib.error
 from collections.abc import Callable, Iterable, Mapping
@@ -356,7 +357,7 @@ def _problems(headers: Any, body: Any) -> list[str]:
     return found
 
 
-def _status_error(email: OutboundEmail, status: int, headers: Any, body: Any) -> DeliveryError:
+def _status_error(status: int, headers: Any, body: Any) -> DeliveryError:
     problems = "; ".join(_problems(headers, body))
     retryable = status in (408, 429) or status >= 500
     return DeliveryError(
@@ -408,6 +409,7 @@ class SendGridTransport:
         self.max_wait = max_wait
         self.sleep = sleep
         self.request_headers = dict(request_headers or {})
+        self._clients = threading.local()
         _quiet_client_logs()
 
     def __repr__(self) -> str:
@@ -528,8 +530,13 @@ class SendGridTransport:
         from python_http_client.exceptions import HTTPError as ApiError
         from sendgrid import SendGridAPIClient
 
-        # a client per request: python_http_client keeps request headers in shared state
-        client = SendGridAPIClient(api_key=self.config.api_key, host=self._host)
+        # a client per thread: python_http_client keeps request headers in shared state, so
+        # threads must not share one; making one per request costs as much as the request
+        client = getattr(self._clients, "client", None)
+        if client is None:
+            client = self._clients.client = SendGridAPIClient(
+                api_key=self.config.api_key, host=self._host
+            )
         try:
             response = client.client.mail.send.post(
                 request_body=body,
@@ -537,7 +544,7 @@ class SendGridTransport:
                 timeout=self.timeout,
             )
         except ApiError as exc:
-            raise _status_error(email, exc.status_code, exc.headers, exc.body) from None
+            raise _status_error(exc.status_code, exc.headers, exc.body) from None
         except urllib.error.URLError as exc:
             # urllib wraps what failed while connecting or writing the request: the body did not
             # arrive whole, so SendGrid cannot have accepted it.
@@ -558,7 +565,7 @@ class SendGridTransport:
                 uncertain=True,
             ) from None
         if not 200 <= response.status_code < 300:  # urllib raises for these; kept for safety
-            raise _status_error(email, response.status_code, response.headers, response.body)
+            raise _status_error(response.status_code, response.headers, response.body)
         message_id = response.headers.get("X-Message-Id") if response.headers else None
         location = f"sendgrid:{message_id}" if message_id else "sendgrid"
         return Delivery("sent", location, message_id)

@@ -39,6 +39,8 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         finalize=finalize,
+        # templates ship with the code: no stat of every template file at every render
+        auto_reload=False,
     )
 
 

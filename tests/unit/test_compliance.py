@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -176,7 +175,7 @@ def test_delivery_is_never_at_night_on_the_customers_clock(planned, offset, time
 
 def test_a_customer_paying_around_the_25th_has_that_habit():
     days = [dt.date(2025, m, d) for m, d in ((1, 25), (2, 24), (3, 26), (4, 25), (5, 10))]
-    habits = learn_habits(pd.DataFrame({"customer_id": ["C1"] * 5, "paid_date": days}), Timing())
+    habits = learn_habits([("C1", d) for d in days], Timing())
     assert habits["C1"].day_of_month == 25
     assert habits["C1"].share == pytest.approx(0.8)
 
@@ -184,20 +183,13 @@ def test_a_customer_paying_around_the_25th_has_that_habit():
 def test_a_friday_payer_has_a_weekday_habit_and_a_scattered_one_none():
     fridays = [dt.date(2025, 1, 3) + dt.timedelta(weeks=w * 5 + 1) for w in range(5)]
     scattered = [dt.date(2025, 1, 1) + dt.timedelta(days=d * 37) for d in range(6)]
-    frame = pd.DataFrame(
-        {
-            "customer_id": ["F"] * len(fridays) + ["S"] * len(scattered),
-            "paid_date": fridays + scattered,
-        }
-    )
-    habits = learn_habits(frame, Timing())
+    habits = learn_habits([("F", d) for d in fridays] + [("S", d) for d in scattered], Timing())
     assert habits["F"].weekday == 4
     assert "S" not in habits
 
 
 def test_too_few_payments_teach_no_habit():
-    frame = pd.DataFrame({"customer_id": ["C"] * 2, "paid_date": [dt.date(2025, 1, 25)] * 2})
-    assert learn_habits(frame, Timing()) == {}
+    assert learn_habits([("C", dt.date(2025, 1, 25))] * 2, Timing()) == {}
 
 
 def test_the_reminder_goes_the_day_before_the_habitual_payday_within_72_hours():
@@ -270,3 +262,16 @@ def test_a_strategy_that_contradicts_itself_is_refused(tmp_path):
     path.write_text(shipped.replace("grades: [D, E]", "grades: [D, Z]"), "utf-8")
     with pytest.raises(ConfigError, match="unknown grade"):
         load_strategy(path)
+
+
+def test_the_worked_window_example_of_the_formulas():
+    moment = dt.datetime(2025, 3, 10, 4, 0, tzinfo=dt.UTC)
+    assert compliance.contact_window(candidate(send_at=moment), RULES) is None  # 12:00 Shanghai
+    new_york = candidate(timezone="America/New_York", send_at=moment)  # 00:00 New York
+    assert compliance.contact_window(new_york, RULES).rule == "contact_window"
+    opening = compliance.within_window(moment, "America/New_York", RULES)
+    assert compliance.local_time(opening, "America/New_York") == dt.datetime(
+        2025, 3, 10, 8, 0, tzinfo=compliance.local_time(opening, "America/New_York").tzinfo
+    )
+    same_day = candidate(send_at=moment, other_sends=(moment - dt.timedelta(hours=1),))
+    assert compliance.check(same_day, RULES).rule == "daily_cap"

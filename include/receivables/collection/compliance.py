@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from receivables.collection.strategy import ContactRules
@@ -64,12 +65,12 @@ class Candidate:
     #: moments (UTC) of this customer's other reminders that count against the caps
     other_sends: tuple[dt.datetime, ...] = ()
 
-    @property
+    @cached_property
     def usable_addresses(self) -> tuple[str, ...]:
         """The well-formed addresses on file (lower-cased, each once, in order)."""
         return usable_addresses(self.addresses)
 
-    @property
+    @cached_property
     def deliverable_addresses(self) -> tuple[str, ...]:
         """Usable addresses that are not suppressed."""
         return tuple(a for a in self.usable_addresses if a not in self.suppressed)

@@ -12,6 +12,7 @@ half-filled email is never returned.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -62,13 +63,30 @@ class RenderedEmail:
 
 def stages(locale: str) -> list[str]:
     """The stages that have reminder templates in ``locale`` (sorted)."""
+    return list(_stages(locale))
+
+
+def _has_templates(locale: str, stage: str) -> bool:
+    """Whether ``stage`` has templates in ``locale``: looked up once per process, and again
+    when a stage is missing (a folder added since)."""
+    if stage in _stages(locale):
+        return True
+    _stages.cache_clear()
+    return stage in _stages(locale)
+
+
+@functools.cache
+def _stages(locale: str) -> tuple[str, ...]:
+    # the templates ship with the code: looked up once per process
     folder = TEMPLATES_DIR / TEMPLATE_FOLDER / locale
     if locale not in BABEL_LOCALES or not folder.is_dir():
-        return []
-    return sorted(
-        p.name
-        for p in folder.iterdir()
-        if all((p / part).is_file() for part in ("subject.txt", "body.txt", "body.html"))
+        return ()
+    return tuple(
+        sorted(
+            p.name
+            for p in folder.iterdir()
+            if all((p / part).is_file() for part in ("subject.txt", "body.txt", "body.html"))
+        )
     )
 
 
@@ -136,7 +154,7 @@ def problems(content: ReminderContent) -> list[str]:
             f"expected one of {', '.join(BABEL_LOCALES)}"
         )
     elif not (isinstance(content.stage, str) and _STAGE_NAME.match(content.stage)) or (
-        content.stage not in stages(content.locale)
+        not _has_templates(content.locale, content.stage)
     ):
         found.append(
             f"no {content.locale} reminder templates for stage {excerpt(str(content.stage), 32)!r}"

@@ -59,6 +59,20 @@ def link_secret(settings: Settings) -> bytes:
 
 
 def _read_secret(path: Path) -> bytes | None:
+    # read once per process: every reminder's two links need it, and the secret never changes
+    # while links are made (changing it breaks every link already sent)
+    secret = _known.get(path)
+    if secret is None:
+        secret = _read_secret_file(path)
+        if secret is not None:
+            _known[path] = secret
+    return secret
+
+
+_known: dict[Path, bytes] = {}
+
+
+def _read_secret_file(path: Path) -> bytes | None:
     try:
         text = path.read_text(encoding="ascii").strip()
     except FileNotFoundError:

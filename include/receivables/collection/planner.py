@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -40,6 +39,7 @@ from receivables.collection import compliance, holds
 from receivables.collection.compliance import COUNTED_STATUSES, Candidate
 from receivables.collection.strategy import Strategy
 from receivables.collection.timing import Habit, learn_habits, planned_moment
+from receivables.warehouse.bulk import insert_rows
 from receivables.warehouse.schema import (
     aging_runs,
     aging_snapshots,
@@ -81,7 +81,7 @@ def _timezone(name: str | None, fallback: str) -> str:
 class Facts:
     """Everything the rules need to know about the customers of one day, read in bulk."""
 
-    open_invoices: pd.DataFrame
+    open_invoices: list[tuple[str, list[OpenInvoice]]]
     customers: dict[str, dict]
     early: set[str]
     #: stages sent for each (customer, oldest invoice), with the date each was first planned
@@ -96,38 +96,43 @@ class Facts:
     existing_keys: set[str]
 
 
-def open_invoices(conn: Connection, as_of: dt.date) -> pd.DataFrame:
-    """The open invoices of ``as_of`` (from its aging snapshot), with their descriptions."""
-    a, i = aging_snapshots, invoices
+@dataclass(frozen=True)
+class OpenInvoice:
+    """One open invoice of the day, as the planner sees it."""
+
+    invoice_id: str
+    currency: str
+    outstanding: Decimal
+    due_date: dt.date
+    days: int
+    disputed: bool
+
+
+def open_invoices(conn: Connection, as_of: dt.date) -> list[tuple[str, list[OpenInvoice]]]:
+    """The open invoices of ``as_of`` (from its aging snapshot) per customer, each customer's
+    oldest first: one sorted query, grouped as it streams."""
+    a = aging_snapshots.c
     query = (
-        sa.select(
-            a.c.customer_id,
-            a.c.invoice_id,
-            a.c.currency,
-            a.c.amount,
-            a.c.outstanding,
-            a.c.issue_date,
-            a.c.due_date,
-            a.c.disputed,
-            i.c.description,
-        )
-        .join_from(a, i, i.c.invoice_id == a.c.invoice_id)
-        .where(a.c.as_of_date == as_of, a.c.outstanding > 0)
+        sa.select(a.customer_id, a.invoice_id, a.currency, a.outstanding, a.due_date, a.disputed)
+        .where(a.as_of_date == as_of, a.outstanding > 0)
+        .order_by(a.customer_id, a.due_date, a.invoice_id)
     )
-    rows = conn.execute(query).all()
-    frame = pd.DataFrame(rows, columns=list(query.selected_columns.keys()))
-    if frame.empty:
-        return frame
-    frame["due_date"] = pd.to_datetime(frame["due_date"]).dt.date
-    frame["issue_date"] = pd.to_datetime(frame["issue_date"]).dt.date
-    frame["days"] = [(as_of - d).days for d in frame["due_date"]]
-    return frame
+    groups: list[tuple[str, list[OpenInvoice]]] = []
+    current = None
+    for customer_id, invoice_id, currency, outstanding, due, disputed in conn.execute(query):
+        if customer_id != current:
+            current = customer_id
+            groups.append((customer_id, []))
+        groups[-1][1].append(
+            OpenInvoice(invoice_id, currency, outstanding, due, (as_of - due).days, bool(disputed))
+        )
+    return groups
 
 
 def read_facts(conn: Connection, as_of: dt.date, strategy: Strategy, business_tz: str) -> Facts:
     """Read the day's facts in a handful of set-based queries."""
     frame = open_invoices(conn, as_of)
-    ids = set(frame["customer_id"]) if not frame.empty else set()
+    ids = {customer_id for customer_id, _ in frame}
     c = customers.c
     people = {
         r.customer_id: r._asdict()
@@ -205,7 +210,7 @@ def read_facts(conn: Connection, as_of: dt.date, strategy: Strategy, business_tz
             ),
         )
     ).all()
-    habits = learn_habits(pd.DataFrame(paid, columns=["customer_id", "paid_date"]), strategy.timing)
+    habits = learn_habits(paid, strategy.timing)
     a = collection_actions.c
     recent_actions = {
         (row.customer_id, row.kind, row.cause)
@@ -243,42 +248,6 @@ class PlannedReminder:
     row: dict
     lines: list[dict]
     actions: list[dict]
-
-
-@dataclass(frozen=True)
-class OpenInvoice:
-    """One open invoice of the day, as the planner sees it."""
-
-    invoice_id: str
-    currency: str
-    outstanding: Decimal
-    due_date: dt.date
-    days: int
-    disputed: bool
-
-
-def grouped(frame: pd.DataFrame) -> list[tuple[str, list[OpenInvoice]]]:
-    """Open invoices per customer, each customer's oldest first (one sort, no per-group pandas)."""
-    if frame.empty:
-        return []
-    ordered = frame.sort_values(["customer_id", "due_date", "invoice_id"], kind="stable")
-    groups: list[tuple[str, list[OpenInvoice]]] = []
-    current: str | None = None
-    for row in zip(
-        ordered["customer_id"],
-        ordered["invoice_id"],
-        ordered["currency"],
-        ordered["outstanding"],
-        ordered["due_date"],
-        ordered["days"],
-        ordered["disputed"],
-        strict=True,
-    ):
-        if row[0] != current:
-            current = row[0]
-            groups.append((current, []))
-        groups[-1][1].append(OpenInvoice(row[1], row[2], row[3], row[4], int(row[5]), bool(row[6])))
-    return groups
 
 
 def plan_customer(
@@ -446,7 +415,7 @@ def plan_reminders(
         facts = read_facts(conn, as_of, strategy, business_tz)
     read_seconds = time.monotonic() - started
     planned: list[PlannedReminder] = []
-    for customer_id, items in grouped(facts.open_invoices):
+    for customer_id, items in facts.open_invoices:
         result = plan_customer(customer_id, items, facts, strategy, as_of, business_tz, now)
         if result is not None:
             planned.append(result)
@@ -499,25 +468,25 @@ def _write(engine: Engine, planned: list[PlannedReminder]) -> int:
     for row in rows:
         row.setdefault("batch", None)
     with engine.begin() as conn:
-        ids = (
+        # a plain executemany (RETURNING would go row by row), then the ids by key
+        insert_rows(conn, reminders, rows)
+        by_key = dict(
             conn.execute(
-                reminders.insert().returning(reminders.c.reminder_id, sort_by_parameter_order=True),
-                rows,
-            )
-            .scalars()
-            .all()
+                sa.select(reminders.c.idempotency_key, reminders.c.reminder_id).where(
+                    reminders.c.planned_on == rows[0]["planned_on"]
+                )
+            ).all()
         )
+        ids = [by_key[row["idempotency_key"]] for row in rows]
         lines = [
             {"reminder_id": rid, **line}
             for rid, item in zip(ids, planned, strict=True)
             for line in item.lines
         ]
-        if lines:
-            conn.execute(reminder_invoices.insert(), lines)
+        insert_rows(conn, reminder_invoices, lines)
         actions = []
         for rid, item in zip(ids, planned, strict=True):
             for action in item.actions:
                 actions.append({**action, "reminder_id": rid})
-        if actions:
-            conn.execute(collection_actions.insert(), actions)
+        insert_rows(conn, collection_actions, actions)
     return len(ids)

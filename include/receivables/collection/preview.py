@@ -95,7 +95,7 @@ def preview(engine: Engine, settings: Settings, customer_id: str, as_of: dt.date
             )
             return result
         facts = planner.read_facts(conn, as_of, strategy, settings.timezone)
-    items = dict(planner.grouped(facts.open_invoices)).get(customer_id)
+    items = dict(facts.open_invoices).get(customer_id)
     if not items:
         return Preview(customer_id, as_of, f"nothing is open on {as_of}: no reminder")
     planned = planner.plan_customer(

@@ -30,6 +30,7 @@ import datetime as dt
 import logging
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from decimal import Decimal
@@ -76,15 +77,6 @@ class Outcome:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _update(engine: Engine, reminder_id: int, values: dict, expect: str | None = None) -> bool:
-    """Update one reminder (only while its status is ``expect``); True when it changed."""
-    query = sa.update(reminders).where(reminders.c.reminder_id == reminder_id)
-    if expect is not None:
-        query = query.where(reminders.c.status == expect)
-    with engine.begin() as conn:
-        return conn.execute(query.values(updated_at=_now(), **values)).rowcount == 1
 
 
 def recover_interrupted(engine: Engine, as_of: dt.date, batch: int, transport: Transport) -> int:
@@ -136,8 +128,10 @@ def prepare(
     as_of: dt.date,
     rows: list,
     now: dt.datetime,
-) -> list[Prepared]:
-    """Re-check, compose and render each reminder of ``rows`` (``reminders`` rows)."""
+) -> Iterator[Prepared]:
+    """Re-check, compose and render each reminder of ``rows`` (``reminders`` rows), one at a
+    time as they are asked for (the facts are read for all of them first, in bulk): rendering
+    then overlaps with the requests in flight."""
     ids = [row.reminder_id for row in rows]
     with engine.connect() as conn:
         people = debtors(conn, {row.customer_id for row in rows})
@@ -148,12 +142,11 @@ def prepare(
         disputes = holds.open_disputes(conn)
         suppressed = holds.suppressed_addresses(conn)
         sends = holds.counted_sends(conn, *holds.cap_window(as_of))
-    prepared = []
     for row in rows:
         rid = row.reminder_id
         person = people.get(row.customer_id)
         if person is None:
-            prepared.append(_failed(rid, row, as_of, now, "the customer is no longer on file"))
+            yield (_failed(rid, row, as_of, now, "the customer is no longer on file"))
             continue
         statement = lines.get(rid, [])
         send_at = holds.utc(row.send_at)
@@ -174,9 +167,7 @@ def prepare(
         )
         refusal = compliance.check(candidate, strategy.contact)
         if refusal is not None:
-            prepared.append(
-                Prepared(rid, outcome=Outcome(rid, "refused", refusal.text(), refusal.rule))
-            )
+            yield (Prepared(rid, outcome=Outcome(rid, "refused", refusal.text(), refusal.rule)))
             continue
         mentions_legal = row.mentions_legal and compliance.may_mention_legal(
             True, (line.due_date for line in statement), as_of, strategy.contact
@@ -197,15 +188,15 @@ def prepare(
         try:
             rendered = render_reminder(letter)
         except LetterError as exc:
-            prepared.append(_failed(rid, row, as_of, now, f"cannot compose the email: {exc}"))
+            yield (_failed(rid, row, as_of, now, f"cannot compose the email: {exc}"))
             continue
         if opt_out not in rendered.text or str(escape(opt_out)) not in rendered.html:
-            prepared.append(_failed(rid, row, as_of, now, "the email lacks its opt-out link"))
+            yield (_failed(rid, row, as_of, now, "the email lacks its opt-out link"))
             continue
         moment = compliance.delivery_moment(send_at, now, timezone, strategy.contact)
         if moment is not None and moment - now > SCHEDULE_LIMIT:
             # SendGrid schedules at most 72 hours ahead: a later run of the date sends it
-            prepared.append(Prepared(rid, outcome=Outcome(rid, "pending", DEFERRED)))
+            yield (Prepared(rid, outcome=Outcome(rid, "pending", DEFERRED)))
             continue
         email = OutboundEmail(
             key=row.idempotency_key,
@@ -223,8 +214,7 @@ def prepare(
             },
             reply_to=letter.contact.email,
         )
-        prepared.append(Prepared(rid, email=email))
-    return prepared
+        yield Prepared(rid, email=email)
 
 
 def _zone(name: str | None, fallback: str) -> str:
@@ -256,31 +246,69 @@ def _failed(rid: int, row, as_of: dt.date, now: dt.datetime, reason: str) -> Pre
     )
 
 
-def _record(engine: Engine, outcome: Outcome, provider: str, expect: str) -> None:
-    values: dict = {"status": outcome.status, "reason": outcome.reason, "rule": outcome.rule}
-    if outcome.status == "sent":
-        values.update(
-            provider=provider, provider_message_id=outcome.provider_message_id, sent_at=_now()
-        )
-    _update(engine, outcome.reminder_id, values, expect=expect)
+_MARK = (
+    sa.update(reminders)
+    .where(
+        reminders.c.reminder_id == sa.bindparam("rid"),
+        reminders.c.status == sa.bindparam("expect"),
+    )
+    .values(
+        status=sa.bindparam("new_status"),
+        reason=sa.bindparam("new_reason"),
+        rule=sa.bindparam("new_rule"),
+        provider=sa.bindparam("new_provider"),
+        provider_message_id=sa.bindparam("new_message_id"),
+        sent_at=sa.bindparam("new_sent_at"),
+        updated_at=sa.bindparam("new_updated_at"),
+    )
+)
 
 
-def _add_actions(engine: Engine, actions: list[dict]) -> None:
+def _mark(outcome: Outcome, expect: str, provider: str | None, now: dt.datetime) -> dict:
+    """Parameters of :data:`_MARK` for one outcome (only from status ``expect``)."""
+    sent = outcome.status == "sent"
+    return {
+        "rid": outcome.reminder_id,
+        "expect": expect,
+        "new_status": outcome.status,
+        "new_reason": outcome.reason,
+        "new_rule": outcome.rule,
+        "new_provider": provider,
+        "new_message_id": outcome.provider_message_id if sent else None,
+        "new_sent_at": now if sent else None,
+        "new_updated_at": now,
+    }
+
+
+def _claim(conn, ids: list[int], provider: str) -> list[int]:
+    """``pending`` -> ``sending`` for ``ids``; the ids this attempt now holds."""
+    r = reminders.c
+    return list(
+        conn.execute(
+            sa.update(reminders)
+            .where(r.reminder_id.in_(ids), r.status == "pending")
+            .values(status="sending", attempts=r.attempts + 1, provider=provider, updated_at=_now())
+            .returning(r.reminder_id)
+        ).scalars()
+    )
+
+
+def _add_actions(conn, actions: list[dict]) -> None:
     if not actions:
         return
     a = collection_actions.c
-    with engine.begin() as conn:
-        existing = {
-            (row.customer_id, row.kind, row.cause)
-            for row in conn.execute(
-                sa.select(a.customer_id, a.kind, a.cause).where(
-                    a.planned_on == actions[0]["planned_on"]
-                )
+    existing = {
+        (row.customer_id, row.kind, row.cause)
+        for row in conn.execute(
+            sa.select(a.customer_id, a.kind, a.cause).where(
+                a.planned_on == actions[0]["planned_on"],
+                a.customer_id.in_({x["customer_id"] for x in actions}),
             )
-        }
-        fresh = [x for x in actions if (x["customer_id"], x["kind"], x["cause"]) not in existing]
-        if fresh:
-            conn.execute(collection_actions.insert(), fresh)
+        )
+    }
+    fresh = [x for x in actions if (x["customer_id"], x["kind"], x["cause"]) not in existing]
+    if fresh:
+        conn.execute(collection_actions.insert(), fresh)
 
 
 def send_batch(
@@ -293,6 +321,12 @@ def send_batch(
     transport: Transport | None = None,
 ) -> dict:
     """Send the pending reminders of batch ``batch`` of ``as_of``; return the counts.
+
+    One loop: fill the free request slots (each reminder re-checked and rendered as it is
+    taken), then wait for a request to finish. Each turn writes in one transaction what the
+    last turn learned (sent, failed, refused, the worklist) and claims the next reminders, and
+    commits that *before* their requests go out: at most ``sending.concurrency`` reminders are
+    ever ``sending``.
 
     Raises :class:`SendIncomplete` (after recording everything else) when the provider was
     unavailable for some reminders: they stay ``pending`` for the task's retry."""
@@ -307,51 +341,73 @@ def send_batch(
             .where(r.planned_on == as_of, r.batch == batch, r.status == "pending")
             .order_by(r.reminder_id)
         ).all()
-    now = _now()
-    prepared = prepare(engine, settings, strategy, as_of, rows, now)
     counts: Counter = Counter()
     rules: Counter = Counter()
-    for item in prepared:
-        if item.outcome is not None:
-            _record(engine, item.outcome, transport.name, expect="pending")
-            counts[item.outcome.status] += 1
-            if item.outcome.rule:
-                rules[item.outcome.rule] += 1
-    _add_actions(engine, [item.action for item in prepared if item.action])
-    ready = [item for item in prepared if item.email is not None]
     unavailable: list[str] = []
     stop = False
+    limit = strategy.sending.concurrency
+    queue = prepare(engine, settings, strategy, as_of, rows, _now())
+    marks: list[dict] = []  # outcomes learned, not yet written
+    actions: list[dict] = []
     in_flight: dict[Future, int] = {}
-    with ThreadPoolExecutor(max_workers=strategy.sending.concurrency) as pool:
-        queue = iter(ready)
+    exhausted = False
+    with ThreadPoolExecutor(max_workers=limit) as pool:
         while True:
-            while not stop and len(in_flight) < strategy.sending.concurrency:
+            ready: dict[int, OutboundEmail] = {}
+            while not stop and not exhausted and len(in_flight) + len(ready) < limit:
                 item = next(queue, None)
                 if item is None:
+                    exhausted = True
                     break
-                claimed = _update(
-                    engine,
-                    item.reminder_id,
-                    {"status": "sending", "attempts": r.attempts + 1, "provider": transport.name},
-                    expect="pending",
-                )
-                if claimed:  # else another attempt has it: leave it alone
-                    in_flight[pool.submit(transport.deliver, item.email)] = item.reminder_id
+                if item.email is not None:
+                    ready[item.reminder_id] = item.email
+                    continue
+                outcome = item.outcome
+                marks.append(_mark(outcome, "pending", None, _now()))
+                counts[outcome.status] += 1
+                if outcome.rule:
+                    rules[outcome.rule] += 1
+                if item.action:
+                    actions.append(item.action)
+            with engine.begin() as conn:
+                if marks:
+                    conn.execute(_MARK, marks)
+                _add_actions(conn, actions)
+                claimed = _claim(conn, list(ready), transport.name) if ready else []
+            marks, actions = [], []
+            for rid in claimed:  # an id not claimed is another attempt's: left alone
+                in_flight[pool.submit(transport.deliver, ready[rid])] = rid
             if not in_flight:
-                break
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                if exhausted or stop:
+                    break
+                continue
+            # wait until half the slots are free (or all requests are done): one transaction
+            # then records those outcomes and claims their successors together
+            done: set[Future] = set()
+            while in_flight.keys() - done and (
+                len(done) < max(1, limit // 2) or (exhausted and len(done) < len(in_flight))
+            ):
+                finished, _ = wait(in_flight.keys() - done, return_when=FIRST_COMPLETED)
+                done |= finished
+                if exhausted or stop:
+                    break
+            now = _now()
             for future in done:
                 rid = in_flight.pop(future)
                 outcome, retry = _outcome(rid, future)
                 if retry:
                     # not accepted: back to pending for the task's retry
-                    _update(engine, rid, {"status": "pending", "reason": outcome.reason}, "sending")
+                    marks.append(
+                        _mark(Outcome(rid, "pending", outcome.reason), "sending", None, now)
+                    )
                     unavailable.append(outcome.reason or "")
-                    if _is_configuration_error(future):
-                        stop = True
+                    stop = stop or _is_configuration_error(future)
                     continue
-                _record(engine, outcome, transport.name, expect="sending")
+                marks.append(_mark(outcome, "sending", transport.name, now))
                 counts[outcome.status] += 1
+        if marks:
+            with engine.begin() as conn:
+                conn.execute(_MARK, marks)
     summary = {
         "as_of_date": as_of.isoformat(),
         "batch": batch,
@@ -407,16 +463,15 @@ def _outcome(rid: int, future: Future) -> tuple[Outcome, bool]:
         delivery = future.result()
         return Outcome(rid, "sent", provider_message_id=delivery.provider_message_id), False
     if isinstance(error, DeliveryError):
-        status = f"{error.status_code}: " if error.status_code else ""
         if error.uncertain:
             return Outcome(
                 rid,
                 "failed",
-                f"outcome unknown ({status}{error.reason}): it may have been accepted, so it is "
-                "not sent again",
+                f"outcome unknown ({error.reason}): it may have been accepted, so it is not "
+                "sent again",
             ), False
         retry = error.retryable or error.status_code in CONFIGURATION_ERRORS
-        return Outcome(rid, "failed", f"{status}{error.reason}"), retry
+        return Outcome(rid, "failed", error.reason), retry
     # an unexpected error of our own: the request may or may not have gone out
     return Outcome(
         rid, "failed", f"outcome unknown ({type(error).__name__}): not sent again"

@@ -13,11 +13,11 @@ at the preferred hour of the planned day. Either moment is moved into the contac
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 import numpy as np
-import pandas as pd
 
 from receivables.collection.compliance import within_window
 from receivables.collection.strategy import ContactRules, Timing
@@ -33,22 +33,24 @@ class Habit:
     payments: int = 0
 
 
-def learn_habits(payments: pd.DataFrame, timing: Timing) -> dict[str, Habit]:
-    """Habits from ``payments`` (columns ``customer_id``, ``paid_date``), vectorised: a count
-    matrix of customers × day of month (and × weekday), the ±1-day window summed by shifting."""
-    if payments.empty:
+def learn_habits(payments: Iterable[tuple[str, dt.date]], timing: Timing) -> dict[str, Habit]:
+    """Habits from ``payments`` ((customer id, paid date) pairs), vectorised: a count matrix of
+    customers × day of month (and × weekday), the ±1-day window summed by shifting."""
+    pairs = list(payments)
+    if not pairs:
         return {}
-    dates = pd.to_datetime(payments["paid_date"])
-    codes, customers = pd.factorize(payments["customer_id"])
+    customers, codes = np.unique(np.array([c for c, _ in pairs], dtype=object), return_inverse=True)
+    days = np.fromiter((d.day for _, d in pairs), dtype=np.int64, count=len(pairs))
+    weekdays = np.fromiter((d.weekday() for _, d in pairs), dtype=np.int64, count=len(pairs))
     n = len(customers)
     totals = np.bincount(codes, minlength=n)
     by_day = np.zeros((n, 33), dtype=np.int64)  # columns 1..31, padded both sides
-    np.add.at(by_day, (codes, dates.dt.day.to_numpy()), 1)
+    np.add.at(by_day, (codes, days), 1)
     window = by_day[:, :-2] + by_day[:, 1:-1] + by_day[:, 2:]  # column j: days j, j+1, j+2
     best_day = window[:, 0:31].argmax(axis=1)  # centre day = best_day + 1
     day_count = window[np.arange(n), best_day]
     by_weekday = np.zeros((n, 7), dtype=np.int64)
-    np.add.at(by_weekday, (codes, dates.dt.weekday.to_numpy()), 1)
+    np.add.at(by_weekday, (codes, weekdays), 1)
     best_weekday = by_weekday.argmax(axis=1)
     weekday_count = by_weekday[np.arange(n), best_weekday]
     habits: dict[str, Habit] = {}

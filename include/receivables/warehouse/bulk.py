@@ -49,3 +49,38 @@ def _executemany(conn: Connection, table_name: str, chunk: pa.Table) -> None:
     placeholders = ", ".join("?" for _ in columns)
     sql = f"INSERT INTO {table_name} ({', '.join(chunk.column_names)}) VALUES ({placeholders})"
     conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
+
+
+def insert_rows(conn: Connection, table, rows: list[dict]) -> None:
+    """Append ``rows`` (dicts of Python values: ``Decimal``, dates, aware datetimes) to the
+    SQLAlchemy ``table`` with one driver-level ``executemany``: each column's own bind
+    processor converts its values (money to cents on SQLite), without SQLAlchemy's per-row
+    parameter handling (measured: 100k reminders with their 200k statement lines, 7.5 s of the
+    planner's 10 s write went there)."""
+    if not rows:
+        return
+    dialect = conn.dialect
+    names = list(rows[0])
+    columns = [table.c[name] for name in names]
+    processors = [column.type._cached_bind_processor(dialect) for column in columns]
+    values = [[row[name] for row in rows] for name in names]
+    converted = [
+        [None if v is None else process(v) for v in column] if process else column
+        for process, column in zip(processors, values, strict=True)
+    ]
+    records = zip(*converted, strict=True)
+    if dialect.name == "postgresql":
+        # COPY: psycopg adapts each value; about ten times an executemany's speed here
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+                for record in records:
+                    copy.write_row(record)
+        finally:
+            cursor.close()
+        return
+    marker = "?" if dialect.paramstyle == "qmark" else "%s"
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(marker for _ in names)})"
+    )
+    conn.exec_driver_sql(sql, list(records))

@@ -1,0 +1,496 @@
+"""Benchmark: plan and send 100k reminders to SendGrid's contract mock, crash the sender, retry.
+
+``python -m tests.benchmarks.reminders [--customers 100000] [--engines sqlite,postgresql]``
+
+Per engine, on a fresh warehouse of ``--customers`` customers (each with one to three open
+invoices and two paid ones of the last year, so habits are learned; 1 % do-not-contact, 3 % with
+a disputed invoice), each step in a child process of its own (peak RSS is the child's):
+
+1. **plan** — ``plan_reminders`` for the as-of date (target: under 30 s);
+2. **send** — every batch, one after the other (one mapped task's work), through
+   ``SendGridTransport`` to the contract mock (Stoplight Prism on SendGrid's published spec);
+3. **yardstick** — the mock's own ceiling: one fixed valid request posted in a tight loop through
+   the same transport at the same concurrency (``sending.concurrency``); the project's send rate
+   must reach at least 70 % of it;
+4. **crash** — every reminder back to ``pending``, the sender started against a local server that
+   answers 202 and records each request's ``reminder_id``, killed with SIGKILL a third of the way
+   through, then run again to the end: the number of reminders sent twice must be 0.
+
+Results go to ``results-reminders.md`` and ``results-reminders.json`` beside this file; progress to
+stderr. Needs Node/npm and SendGrid's contract spec (see ``tests/sendgrid_mock.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.benchmarks.common import (
+    BENCH_DIR,
+    WORK_DIR,
+    drop_pg_database,
+    fresh_dir,
+    recreate_pg_database,
+)
+
+AS_OF = dt.date(2025, 7, 1)
+RESULTS_MD = BENCH_DIR / "results-reminders.md"
+RESULTS_JSON = BENCH_DIR / "results-reminders.json"
+PG_DATABASE = "receivables_bench_reminders"
+TARGET_PLAN_SECONDS = 30.0
+TARGET_SHARE = 0.70
+
+
+def log(message: str) -> None:
+    """A progress line on stderr."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --- the data ---------------------------------------------------------------------------------
+
+
+def build(url: str, customers: int) -> dict:
+    """A warehouse with ``customers`` customers due a reminder, and its aging snapshot."""
+    import numpy as np
+    import sqlalchemy as sa
+
+    from receivables.aging import compute_snapshot
+    from receivables.config import AgingPolicy
+    from receivables.warehouse.db import create_engine
+    from receivables.warehouse.migrate import upgrade
+    from receivables.warehouse.schema import customers as customers_t
+    from receivables.warehouse.schema import ingested_files, invoices, payments
+
+    rng = np.random.default_rng(7)
+    engine = create_engine(url)
+    upgrade(engine)
+    now = dt.datetime.now(dt.UTC)
+    zones = ["Asia/Shanghai", "Asia/Hong_Kong", "America/New_York", "Europe/London"]
+    with engine.begin() as conn:
+        file_id = conn.execute(
+            ingested_files.insert().values(
+                file_name="bench",
+                sha256="b" * 64,
+                size_bytes=0,
+                status="rejected",
+                as_of_date=AS_OF,
+                started_at=now,
+                finished_at=now,
+            )
+        ).inserted_primary_key[0]
+    people, bills, paid = [], [], []
+    for i in range(customers):
+        cid = f"C{i:07d}"
+        english = rng.random() < 0.3
+        people.append(
+            {
+                "customer_id": cid,
+                "name": f"Customer {i}" if english else f"客户{i}有限公司",
+                "email": f"ap{i}@example.com",
+                "locale": "en" if english else "zh-CN",
+                "timezone": zones[int(rng.integers(0, len(zones)))],
+                "currency": "CNY",
+                "do_not_contact": bool(rng.random() < 0.01),
+                "source_file_id": file_id,
+            }
+        )
+        oldest = int(rng.integers(-3, 120))
+        for j in range(int(rng.integers(1, 4))):
+            due = AS_OF - dt.timedelta(days=oldest - 10 * j)
+            bills.append(
+                {
+                    "invoice_id": f"I{i:07d}-{j}",
+                    "customer_id": cid,
+                    "issue_date": due - dt.timedelta(days=30),
+                    "due_date": due,
+                    "amount": Decimal(int(rng.integers(10_000, 5_000_000))) / 100,
+                    "currency": "CNY",
+                    "description": f"Invoice {j}",
+                    "disputed": bool(rng.random() < 0.01),
+                    "source_file_id": file_id,
+                }
+            )
+        payday = int(rng.integers(1, 29))
+        for j in range(2):
+            day = dt.date(2025, 3 + 2 * j, payday)
+            bills.append(
+                {
+                    "invoice_id": f"P{i:07d}-{j}",
+                    "customer_id": cid,
+                    "issue_date": day - dt.timedelta(days=40),
+                    "due_date": day - dt.timedelta(days=10),
+                    "amount": Decimal("100.00"),
+                    "currency": "CNY",
+                    "description": None,
+                    "disputed": False,
+                    "source_file_id": file_id,
+                }
+            )
+            paid.append(
+                {
+                    "payment_id": f"Y{i:07d}-{j}",
+                    "invoice_id": f"P{i:07d}-{j}",
+                    "paid_date": day,
+                    "amount": Decimal("100.00"),
+                    "source_file_id": file_id,
+                }
+            )
+    with engine.begin() as conn:
+        for table, rows in ((customers_t, people), (invoices, bills), (payments, paid)):
+            for start in range(0, len(rows), 20_000):
+                conn.execute(table.insert(), rows[start : start + 20_000])
+    compute_snapshot(engine, AS_OF, AgingPolicy(), summary=False)
+    with engine.connect() as conn:
+        open_invoices = conn.execute(sa.text("SELECT count(*) FROM aging_snapshots")).scalar()
+    engine.dispose()
+    return {"customers": customers, "invoices": len(bills), "open_invoices": open_invoices}
+
+
+# --- the steps, each in a child -------------------------------------------------------------
+
+
+def child_plan(url: str) -> dict:
+    """Plan the as-of date."""
+    from receivables.collection.planner import plan_reminders
+    from receivables.config import Settings
+    from receivables.warehouse.db import create_engine
+
+    settings = Settings.from_env()
+    engine = create_engine(url)
+    started = time.monotonic()
+    summary = plan_reminders(engine, AS_OF, settings.strategy, settings.timezone)
+    seconds = time.monotonic() - started
+    return {
+        "seconds": round(seconds, 2),
+        "planned": summary["planned"],
+        "pending": summary["pending"],
+        "refused": summary["refused"],
+        "batches": summary["batches"],
+        "read_seconds": summary["read_seconds"],
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+
+
+def child_send(url: str) -> dict:
+    """Send every batch that holds pending reminders, one after the other."""
+    import sqlalchemy as sa
+
+    from receivables.collection.sender import send_batch
+    from receivables.config import Settings
+    from receivables.warehouse.db import create_engine
+    from receivables.warehouse.schema import reminders
+
+    settings = Settings.from_env()
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        batches = (
+            conn.execute(
+                sa.select(reminders.c.batch)
+                .where(
+                    reminders.c.planned_on == AS_OF, reminders.c.status.in_(("pending", "sending"))
+                )
+                .group_by(reminders.c.batch)
+                .order_by(reminders.c.batch)
+            )
+            .scalars()
+            .all()
+        )
+    started = time.monotonic()
+    counts: Counter = Counter()
+    for number, batch in enumerate(batches):
+        summary = send_batch(engine, settings, AS_OF, batch)
+        for key in ("sent", "refused", "failed"):
+            counts[key] += summary[key]
+        if number % 20 == 0:
+            log(f"  batch {batch}: {counts['sent']:,} sent so far")
+    seconds = time.monotonic() - started
+    return {
+        "seconds": round(seconds, 2),
+        **counts,
+        "per_second": round(counts["sent"] / seconds, 1) if seconds else None,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+
+
+def _run_child(step: str, url: str, env: dict) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.benchmarks.reminders", "--child", step, "--url", url],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    sys.stderr.write(done.stderr[-3000:] if done.returncode else "")
+    if done.returncode != 0:
+        raise RuntimeError(f"{step} failed ({done.returncode})")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def yardstick(base_url: str, concurrency: int, requests: int) -> dict:
+    """The mock's ceiling: one fixed valid request, posted ``requests`` times."""
+    from receivables.config import SendGridConfig
+    from receivables.mail import OutboundEmail, SendGridTransport
+
+    transport = SendGridTransport(
+        SendGridConfig("SG.bench", base_url), "Receivables <r@example.com>"
+    )
+    message = OutboundEmail(
+        key="yardstick",
+        to=("ap@example.com",),
+        subject="Payment reminder",
+        text="Dear customer, " * 100,
+        html="<p>Dear customer</p>" * 100,
+        category="reminder",
+        categories=("first_reminder",),
+        custom_args={"reminder_id": "1"},
+    )
+    started = time.monotonic()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(lambda _: transport.deliver(message), range(requests)))
+    seconds = time.monotonic() - started
+    return {
+        "requests": requests,
+        "seconds": round(seconds, 2),
+        "per_second": round(requests / seconds, 1),
+    }
+
+
+class CountingServer:
+    """Answers 202 like Mail Send and records every request's ``reminder_id``."""
+
+    def __init__(self):
+        self.ids: list[str] = []
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with outer.lock:
+                    outer.ids.append(body["custom_args"]["reminder_id"])
+                self.send_response(202)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+def crash(url: str, env: dict, total: int) -> dict:
+    """Every reminder pending again; kill the sender a third of the way; retry; count."""
+    import sqlalchemy as sa
+
+    from receivables.warehouse.db import create_engine
+    from receivables.warehouse.schema import reminders
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(reminders)
+            .where(reminders.c.planned_on == AS_OF, reminders.c.status == "sent")
+            .values(status="pending", attempts=0, provider=None, sent_at=None)
+        )
+    server = CountingServer()
+    connection = json.dumps({"conn_type": "http", "password": "SG.bench", "host": server.url})
+    child_env = {**env, "AIRFLOW_CONN_SENDGRID_DEFAULT": connection}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.benchmarks.reminders", "--child", "send", "--url", url],
+        env=child_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    while len(server.ids) < total // 3:
+        if child.poll() is not None:
+            raise RuntimeError("the sender finished before it could be killed")
+        time.sleep(0.01)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    before = len(server.ids)
+    with engine.connect() as conn:
+        in_doubt = conn.execute(
+            sa.select(sa.func.count()).where(
+                reminders.c.planned_on == AS_OF, reminders.c.status == "sending"
+            )
+        ).scalar()
+    retry = _run_child("send", url, child_env)
+    with engine.connect() as conn:
+        statuses = dict(
+            conn.execute(
+                sa.select(reminders.c.status, sa.func.count())
+                .where(reminders.c.planned_on == AS_OF)
+                .group_by(reminders.c.status)
+            ).all()
+        )
+    engine.dispose()
+    server.server.shutdown()
+    counts = Counter(server.ids)
+    return {
+        "requests_before_kill": before,
+        "in_doubt_at_kill": in_doubt,
+        "requests_after_retry": len(server.ids) - before,
+        "retry_seconds": retry["seconds"],
+        "duplicate_sends": sum(1 for n in counts.values() if n > 1),
+        "statuses_after": statuses,
+        "left_pending": statuses.get("pending", 0) + statuses.get("sending", 0),
+    }
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+def run_engine(engine_name: str, customers: int, base_env: dict, mock_url: str) -> dict:
+    """Every step on one engine."""
+    from receivables.collection.strategy import load_strategy
+
+    folder = fresh_dir(WORK_DIR / f"reminders-{engine_name}")
+    url = (
+        f"sqlite:///{folder / 'warehouse.db'}"
+        if engine_name == "sqlite"
+        else recreate_pg_database(PG_DATABASE)
+    )
+    env = {**base_env, "RECEIVABLES_HOME": str(folder / "home"), "RECEIVABLES_DB_URL": url}
+    env.pop("AIRFLOW_CONN_SENDGRID_DEFAULT", None)
+    log(f"{engine_name}: building {customers:,} customers")
+    data = build(url, customers)
+    log(f"{engine_name}: {data}")
+    plan = _run_child("plan", url, env)
+    log(f"{engine_name}: plan {plan}")
+    concurrency = load_strategy().sending.concurrency
+    ceiling = yardstick(mock_url, concurrency, 5_000)
+    log(f"{engine_name}: mock ceiling {ceiling}")
+    mock_env = {
+        **env,
+        "AIRFLOW_CONN_SENDGRID_DEFAULT": json.dumps(
+            {"conn_type": "http", "password": "SG.bench", "host": mock_url}
+        ),
+    }
+    send = _run_child("send", url, mock_env)
+    log(f"{engine_name}: send {send}")
+    crashed = crash(url, env, send["sent"])
+    log(f"{engine_name}: crash {crashed}")
+    if engine_name == "postgresql":
+        drop_pg_database(PG_DATABASE)
+    share = send["per_second"] / ceiling["per_second"] if ceiling["per_second"] else 0
+    return {
+        "data": data,
+        "plan": plan,
+        "send": send,
+        "yardstick": ceiling,
+        "share_of_ceiling": round(share, 3),
+        "crash": crashed,
+        "targets": {
+            "plan under 30 s": plan["seconds"] < TARGET_PLAN_SECONDS,
+            "send at least 70 % of the mock's ceiling": share >= TARGET_SHARE,
+            "no duplicate send after a crash": crashed["duplicate_sends"] == 0,
+            "nothing left pending": crashed["left_pending"] == 0,
+        },
+    }
+
+
+def render(results: dict) -> str:
+    """The Markdown report."""
+    lines = [
+        "# Reminders benchmark",
+        "",
+        f"Measured {results['measured_at']} on {results['machine']}, "
+        f"{results['customers']:,} customers, as of {AS_OF}; "
+        f"`python -m tests.benchmarks.reminders` (`make bench`).",
+        "",
+        "| engine | plan s | plan peak MB | planned | pending | send s | sent/s | send peak MB "
+        "| mock ceiling/s | share | duplicates after crash | targets |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, r in results["engines"].items():
+        ok = all(r["targets"].values())
+        failed = [k for k, v in r["targets"].items() if not v]
+        lines.append(
+            f"| {name} | {r['plan']['seconds']} | {r['plan']['peak_rss_mb']} | "
+            f"{r['plan']['planned']:,} | {r['plan']['pending']:,} | {r['send']['seconds']} | "
+            f"{r['send']['per_second']} | {r['send']['peak_rss_mb']} | "
+            f"{r['yardstick']['per_second']} | {r['share_of_ceiling']:.0%} | "
+            f"{r['crash']['duplicate_sends']} | "
+            + ("PASS" if ok else "FAIL: " + "; ".join(failed))
+            + " |"
+        )
+    lines += [
+        "",
+        "Targets: planning under 30 s; sending at least 70 % of the mock's ceiling (one fixed "
+        "valid request posted in a tight loop through the same transport at the same "
+        "concurrency); 0 reminders sent twice after the sender is killed mid-batch and retried.",
+        "",
+        "Crash runs (the sender killed with SIGKILL a third of the way through, then retried):",
+        "",
+    ]
+    for name, r in results["engines"].items():
+        c = r["crash"]
+        lines.append(
+            f"- {name}: {c['requests_before_kill']:,} requests before the kill, "
+            f"{c['in_doubt_at_kill']} reminder(s) in flight (`sending`) at the kill, "
+            f"{c['requests_after_retry']:,} requests by the retry in {c['retry_seconds']} s; "
+            f"statuses after: {c['statuses_after']}; duplicate sends: {c['duplicate_sends']}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark (or, with ``--child``, one step of it)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--engines", default="sqlite,postgresql")
+    parser.add_argument("--child", choices=("plan", "send"))
+    parser.add_argument("--url")
+    args = parser.parse_args(argv)
+    if args.child:
+        result = child_plan(args.url) if args.child == "plan" else child_send(args.url)
+        print(json.dumps(result))
+        return 0
+    import platform
+
+    from tests.sendgrid_mock import contract_spec, prism_mock
+
+    base_env = {**os.environ, "PYTHONPATH": str(BENCH_DIR.parents[1])}
+    results = {
+        "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": f"{os.cpu_count()} cores, {platform.python_implementation()} "
+        f"{platform.python_version()}",
+        "customers": args.customers,
+        "engines": {},
+    }
+    with prism_mock(contract_spec()) as mock_url:
+        for name in [e.strip() for e in args.engines.split(",") if e.strip()]:
+            results["engines"][name] = run_engine(name, args.customers, base_env, mock_url)
+    RESULTS_JSON.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+    RESULTS_MD.write_text(render(results), encoding="utf-8")
+    log(f"results in {RESULTS_MD}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
