@@ -43,9 +43,11 @@ demo: install
 		--out $(DEMO_HOME)/reports/worklist-$(DEMO_AS_OF).csv
 
 # The same demo with the sendgrid_default connection pointing at SendGrid's contract mock (Prism,
-# installed from npm on first use): every email goes through SendGrid's Mail Send API.
+# installed from npm on first use): every email goes through SendGrid's Mail Send API. It runs
+# today's date: SendGrid gets a reminder only close to its planned moment, never a backfill's.
 demo-sendgrid: install
-	$(BIN)/python -m tests.sendgrid_mock $(MAKE) --no-print-directory demo
+	$(BIN)/python -m tests.sendgrid_mock $(MAKE) --no-print-directory demo \
+		DEMO_AS_OF=$$(TZ=$${RECEIVABLES_TIMEZONE:-Asia/Shanghai} date +%F)
 
 test: install
 	$(BIN)/python -m tests.services

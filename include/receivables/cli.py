@@ -242,6 +242,56 @@ def preview(customer_id: str, as_of: dt.date | None, html_out: Path | None) -> N
 
 
 @main.command()
+@click.argument("customer_id")
+@click.option("--pay-by", "pay_by", required=True, callback=_date, help="YYYY-MM-DD promised.")
+@click.option("--on", "promised_on", callback=_date, help="YYYY-MM-DD the promise was made.")
+@click.option("--amount", help="Amount promised (optional).")
+@click.option("--currency", help="Its currency (ISO 4217; default the customer's).")
+@click.option("--note", default="", help="What was said (kept with the promise).")
+def promise(
+    customer_id: str,
+    pay_by: dt.date,
+    promised_on: dt.date | None,
+    amount: str | None,
+    currency: str | None,
+    note: str,
+) -> None:
+    """Record a promise to pay: reminders to CUSTOMER_ID pause until PAY_BY."""
+    from receivables.collection.records import RecordError, record_promise
+    from receivables.dates import today_in
+
+    settings = _settings()
+    try:
+        recorded = record_promise(
+            _engine(settings, existing=True),
+            customer_id,
+            promised_on=promised_on or today_in(settings.timezone),
+            pay_by=pay_by,
+            amount=amount,
+            currency=currency,
+            note=note,
+        )
+    except RecordError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(recorded)
+
+
+@main.command("resolve-dispute")
+@click.argument("feedback_id", type=int)
+def resolve_dispute(feedback_id: int) -> None:
+    """Mark a dispute a customer raised through its reminder's link resolved (its reminders
+    resume)."""
+    from receivables.collection.records import RecordError
+    from receivables.collection.records import resolve_dispute as resolve
+
+    settings = _settings()
+    try:
+        click.echo(resolve(_engine(settings, existing=True), feedback_id))
+    except RecordError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
 def airflow() -> None:
     """Run Airflow locally (``airflow standalone``) with this project's DAGs; UI on :8080."""
     from receivables.airflow.runner import prepare_airflow

@@ -7,11 +7,12 @@ invoices and two paid ones of the last year, so habits are learned; 1 % do-not-c
 a disputed invoice), each step in a child process of its own (peak RSS is the child's):
 
 1. **plan** — ``plan_reminders`` for the as-of date (target: under 30 s);
-2. **send** — every batch, one after the other (one mapped task's work), through
-   ``SendGridTransport`` to the contract mock (Stoplight Prism on SendGrid's published spec);
+2. **send** — every batch through ``SendGridTransport`` to the contract mock (Stoplight Prism on
+   SendGrid's published spec), ``--processes`` batches at a time (default 2), each in a process
+   of its own, as the DAG's mapped ``send_reminders`` tasks run;
 3. **yardstick** — the mock's own ceiling: one fixed valid request posted in a tight loop through
-   the same transport at the same concurrency (``sending.concurrency``); the project's send rate
-   must reach at least 70 % of it;
+   the same transport at the same concurrency (``sending.concurrency`` × processes), measured
+   before and after the send; the project's send rate must reach at least 70 % of their mean;
 4. **crash** — every reminder back to ``pending``, the sender started against a local server that
    answers 202 and records each request's ``reminder_id``, killed with SIGKILL a third of the way
    through, then run again to the end: the number of reminders sent twice must be 0.
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import multiprocessing
 import os
 import resource
 import signal
@@ -36,6 +38,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from zoneinfo import ZoneInfo
 
 from tests.benchmarks.common import (
     BENCH_DIR,
@@ -45,7 +48,9 @@ from tests.benchmarks.common import (
     recreate_pg_database,
 )
 
-AS_OF = dt.date(2025, 7, 1)
+#: Today in the business time zone: a reminder is sent close to its planned moment or not at all
+#: (``sending.max_delay_hours``), so the benchmark plans the current day.
+AS_OF = dt.datetime.now(dt.UTC).astimezone(ZoneInfo("Asia/Shanghai")).date()
 RESULTS_MD = BENCH_DIR / "results-reminders.md"
 RESULTS_JSON = BENCH_DIR / "results-reminders.json"
 PG_DATABASE = "receivables_bench_reminders"
@@ -129,7 +134,7 @@ def build(url: str, customers: int) -> dict:
             )
         payday = int(rng.integers(1, 29))
         for j in range(2):
-            day = dt.date(2025, 3 + 2 * j, payday)
+            day = (AS_OF - dt.timedelta(days=60 * (j + 1))).replace(day=payday)
             bills.append(
                 {
                     "invoice_id": f"P{i:07d}-{j}",
@@ -188,16 +193,33 @@ def child_plan(url: str) -> dict:
     }
 
 
-def child_send(url: str) -> dict:
-    """Send every batch that holds pending reminders, one after the other."""
-    import sqlalchemy as sa
-
+def _send_batches(url: str, batches: list[int]) -> Counter:
+    """One worker: its share of the batches, one after the other (one mapped task each)."""
     from receivables.collection.sender import send_batch
     from receivables.config import Settings
     from receivables.warehouse.db import create_engine
-    from receivables.warehouse.schema import reminders
 
     settings = Settings.from_env()
+    engine = create_engine(url)
+    counts: Counter = Counter()
+    try:
+        for batch in batches:
+            summary = send_batch(engine, settings, AS_OF, batch)
+            for key in ("sent", "refused", "failed"):
+                counts[key] += summary[key]
+    finally:
+        engine.dispose()
+    return counts
+
+
+def child_send(url: str, processes: int) -> dict:
+    """Send every batch that holds pending reminders, ``processes`` batches at a time, each in
+    a process of its own (as the DAG's mapped ``send_reminders`` tasks run)."""
+    import sqlalchemy as sa
+
+    from receivables.warehouse.db import create_engine
+    from receivables.warehouse.schema import reminders
+
     engine = create_engine(url)
     with engine.connect() as conn:
         batches = (
@@ -212,26 +234,41 @@ def child_send(url: str) -> dict:
             .scalars()
             .all()
         )
+    engine.dispose()
     started = time.monotonic()
     counts: Counter = Counter()
-    for number, batch in enumerate(batches):
-        summary = send_batch(engine, settings, AS_OF, batch)
-        for key in ("sent", "refused", "failed"):
-            counts[key] += summary[key]
-        if number % 20 == 0:
-            log(f"  batch {batch}: {counts['sent']:,} sent so far")
+    shares = [batches[i::processes] for i in range(processes)]
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        for part in pool.starmap(_send_batches, [(url, share) for share in shares if share]):
+            counts.update(part)
     seconds = time.monotonic() - started
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {
         "seconds": round(seconds, 2),
         **counts,
         "per_second": round(counts["sent"] / seconds, 1) if seconds else None,
-        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "processes": processes,
+        "peak_rss_mb": round(max(peak_rss_mb(), children), 1),
     }
 
 
-def _run_child(step: str, url: str, env: dict) -> dict:
+def _child_command(step: str, url: str, processes: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "tests.benchmarks.reminders",
+        "--child",
+        step,
+        "--url",
+        url,
+        "--processes",
+        str(processes),
+    ]
+
+
+def _run_child(step: str, url: str, env: dict, processes: int = 1) -> dict:
     done = subprocess.run(
-        [sys.executable, "-m", "tests.benchmarks.reminders", "--child", step, "--url", url],
+        _child_command(step, url, processes),
         env=env,
         capture_output=True,
         text=True,
@@ -284,7 +321,11 @@ class CountingServer:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                try:
+                    body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                except ValueError:  # the sender was killed while writing it: never accepted
+                    self.close_connection = True
+                    return
                 with outer.lock:
                     outer.ids.append(body["custom_args"]["reminder_id"])
                 self.send_response(202)
@@ -303,7 +344,7 @@ class CountingServer:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
 
-def crash(url: str, env: dict, total: int) -> dict:
+def crash(url: str, env: dict, total: int, processes: int) -> dict:
     """Every reminder pending again; kill the sender a third of the way; retry; count."""
     import sqlalchemy as sa
 
@@ -321,16 +362,17 @@ def crash(url: str, env: dict, total: int) -> dict:
     connection = json.dumps({"conn_type": "http", "password": "SG.bench", "host": server.url})
     child_env = {**env, "AIRFLOW_CONN_SENDGRID_DEFAULT": connection}
     child = subprocess.Popen(
-        [sys.executable, "-m", "tests.benchmarks.reminders", "--child", "send", "--url", url],
+        _child_command("send", url, processes),
         env=child_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its workers too are killed, all at once
     )
     while len(server.ids) < total // 3:
         if child.poll() is not None:
             raise RuntimeError("the sender finished before it could be killed")
         time.sleep(0.01)
-    child.send_signal(signal.SIGKILL)
+    os.killpg(child.pid, signal.SIGKILL)
     child.wait()
     before = len(server.ids)
     with engine.connect() as conn:
@@ -339,7 +381,7 @@ def crash(url: str, env: dict, total: int) -> dict:
                 reminders.c.planned_on == AS_OF, reminders.c.status == "sending"
             )
         ).scalar()
-    retry = _run_child("send", url, child_env)
+    retry = _run_child("send", url, child_env, processes)
     with engine.connect() as conn:
         statuses = dict(
             conn.execute(
@@ -365,7 +407,9 @@ def crash(url: str, env: dict, total: int) -> dict:
 # --- the run ----------------------------------------------------------------------------------
 
 
-def run_engine(engine_name: str, customers: int, base_env: dict, mock_url: str) -> dict:
+def run_engine(
+    engine_name: str, customers: int, base_env: dict, mock_url: str, processes: int
+) -> dict:
     """Every step on one engine."""
     from receivables.collection.strategy import load_strategy
 
@@ -382,7 +426,8 @@ def run_engine(engine_name: str, customers: int, base_env: dict, mock_url: str) 
     log(f"{engine_name}: {data}")
     plan = _run_child("plan", url, env)
     log(f"{engine_name}: plan {plan}")
-    concurrency = load_strategy().sending.concurrency
+    # the same number of requests in flight as the send: each process its strategy's concurrency
+    concurrency = load_strategy().sending.concurrency * processes
     ceiling = yardstick(mock_url, concurrency, 5_000)
     log(f"{engine_name}: mock ceiling {ceiling}")
     mock_env = {
@@ -391,9 +436,18 @@ def run_engine(engine_name: str, customers: int, base_env: dict, mock_url: str) 
             {"conn_type": "http", "password": "SG.bench", "host": mock_url}
         ),
     }
-    send = _run_child("send", url, mock_env)
+    send = _run_child("send", url, mock_env, processes)
     log(f"{engine_name}: send {send}")
-    crashed = crash(url, env, send["sent"])
+    # the mock's pace drifts on a shared machine: measured again right after the send, and the
+    # send compared with the mean of the two measurements that bracket it
+    after = yardstick(mock_url, concurrency, 5_000)
+    log(f"{engine_name}: mock ceiling after the send {after}")
+    ceiling = {
+        "before": ceiling,
+        "after": after,
+        "per_second": round((ceiling["per_second"] + after["per_second"]) / 2, 1),
+    }
+    crashed = crash(url, env, send["sent"], processes)
     log(f"{engine_name}: crash {crashed}")
     if engine_name == "postgresql":
         drop_pg_database(PG_DATABASE)
@@ -424,7 +478,7 @@ def render(results: dict) -> str:
         f"`python -m tests.benchmarks.reminders` (`make bench`).",
         "",
         "| engine | plan s | plan peak MB | planned | pending | send s | sent/s | send peak MB "
-        "| mock ceiling/s | share | duplicates after crash | targets |",
+        "| mock ceiling/s (before, after) | share | duplicates after crash | targets |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, r in results["engines"].items():
@@ -434,7 +488,8 @@ def render(results: dict) -> str:
             f"| {name} | {r['plan']['seconds']} | {r['plan']['peak_rss_mb']} | "
             f"{r['plan']['planned']:,} | {r['plan']['pending']:,} | {r['send']['seconds']} | "
             f"{r['send']['per_second']} | {r['send']['peak_rss_mb']} | "
-            f"{r['yardstick']['per_second']} | {r['share_of_ceiling']:.0%} | "
+            f"{r['yardstick']['per_second']} ({r['yardstick']['before']['per_second']}, "
+            f"{r['yardstick']['after']['per_second']}) | {r['share_of_ceiling']:.0%} | "
             f"{r['crash']['duplicate_sends']} | "
             + ("PASS" if ok else "FAIL: " + "; ".join(failed))
             + " |"
@@ -443,7 +498,8 @@ def render(results: dict) -> str:
         "",
         "Targets: planning under 30 s; sending at least 70 % of the mock's ceiling (one fixed "
         "valid request posted in a tight loop through the same transport at the same "
-        "concurrency); 0 reminders sent twice after the sender is killed mid-batch and retried.",
+        "concurrency, measured before and after the send, the mean of the two); 0 reminders "
+        "sent twice after the sender is killed mid-batch and retried.",
         "",
         "Crash runs (the sender killed with SIGKILL a third of the way through, then retried):",
         "",
@@ -464,11 +520,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--engines", default="sqlite,postgresql")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=2,
+        help="send batches in parallel, each in a process of its own (the DAG runs up to 4)",
+    )
     parser.add_argument("--child", choices=("plan", "send"))
     parser.add_argument("--url")
     args = parser.parse_args(argv)
     if args.child:
-        result = child_plan(args.url) if args.child == "plan" else child_send(args.url)
+        if args.child == "plan":
+            result = child_plan(args.url)
+        else:
+            result = child_send(args.url, args.processes)
         print(json.dumps(result))
         return 0
     import platform
@@ -481,11 +546,14 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{os.cpu_count()} cores, {platform.python_implementation()} "
         f"{platform.python_version()}",
         "customers": args.customers,
+        "processes": args.processes,
         "engines": {},
     }
     with prism_mock(contract_spec()) as mock_url:
         for name in [e.strip() for e in args.engines.split(",") if e.strip()]:
-            results["engines"][name] = run_engine(name, args.customers, base_env, mock_url)
+            results["engines"][name] = run_engine(
+                name, args.customers, base_env, mock_url, args.processes
+            )
     RESULTS_JSON.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
     RESULTS_MD.write_text(render(results), encoding="utf-8")
     log(f"results in {RESULTS_MD}")

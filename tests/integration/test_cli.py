@@ -64,7 +64,7 @@ def ran(tmp_path_factory):
                 str(home / f"{name}.csv"),
                 home=home,
             )
-            for name in ("scores", "warnings")
+            for name in ("scores", "warnings", "reminders", "worklist")
         },
     }
     return home, steps
@@ -84,6 +84,9 @@ def test_contract_commands_succeed(ran):
     assert "data docs" in out
     assert "credit grades (the rules scorecard" in out
     assert "provisions (IFRS 9 ECL): CNY" in out
+    assert "✓ collection_reminders" in out
+    assert "reminders: " in out
+    assert "sent (via .eml files in the outbox)" in out
 
 
 def test_exports_have_the_contract_columns(ran):
@@ -128,6 +131,66 @@ def test_scores_and_warnings_exports(ran):
     with (home / "warnings.csv").open(encoding="utf-8") as f:
         warnings = list(csv.DictReader(f))
     assert list(warnings[0])[:4] == ["customer_id", "kind", "severity", "message"]
+
+
+def test_the_reminders_export_and_preview(ran):
+    home, _steps = ran
+    with (home / "reminders.csv").open(encoding="utf-8") as f:
+        reminders = list(csv.DictReader(f))
+    assert list(reminders[0])[:6] == [
+        "customer_id",
+        "stage",
+        "status",
+        "reason",
+        "provider_message_id",
+        "send_at",
+    ]
+    assert {r["status"] for r in reminders} <= {"sent", "refused", "failed", "pending"}
+    assert "sent" in {r["status"] for r in reminders}
+    for r in reminders:
+        if r["status"] == "refused":
+            assert r["reason"].split(":")[0] in r["rule"]
+        assert r["send_at"].endswith("Z")
+    sent = next(r for r in reminders if r["status"] == "sent")
+    shown = cli(
+        "preview",
+        sent["customer_id"],
+        "--as-of",
+        "2025-06-30",
+        "--html",
+        str(home / "p.html"),
+        home=home,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "already planned: sent" in shown.stdout
+    assert "subject: " in shown.stdout
+    assert "/receivables/preferences/" in shown.stdout
+    assert "<html" in (home / "p.html").read_text(encoding="utf-8").lower()
+    unknown = cli("preview", "NOBODY\x1b[31m", "--as-of", "2025-06-30", home=home)
+    assert unknown.returncode == 1
+    assert "no customer" in unknown.stderr
+    assert "\x1b" not in unknown.stderr
+    with (home / "worklist.csv").open(encoding="utf-8") as f:
+        assert list(csv.DictReader(f).fieldnames or [])[:4] == [
+            "planned_on",
+            "customer_id",
+            "kind",
+            "cause",
+        ]
+
+
+def test_a_promise_to_pay_pauses_the_preview(ran):
+    home, _steps = ran
+    with (home / "aging.csv").open(encoding="utf-8") as f:
+        customer = next(r["customer_id"] for r in csv.DictReader(f) if int(r["days_past_due"]) > 0)
+    recorded = cli("promise", customer, "--pay-by", "2025-07-10", "--on", "2025-06-29", home=home)
+    assert recorded.returncode == 0, recorded.stderr
+    assert "reminders pause until then" in recorded.stdout
+    refused = cli("promise", customer, "--pay-by", "2025-06-01", "--on", "2025-06-29", home=home)
+    assert refused.returncode == 1
+    assert "before the promise" in refused.stderr
+    assert cli("promise", "NOBODY", "--pay-by", "2025-07-10", home=home).returncode == 1
+    assert cli("resolve-dispute", "999999", home=home).returncode == 1
 
 
 def test_bad_arguments_are_refused_clearly(tmp_path):

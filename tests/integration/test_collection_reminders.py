@@ -9,6 +9,7 @@ import email
 import json
 from collections import Counter
 from email import policy as email_policy
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -41,10 +42,10 @@ def run(dag_id: str, day: dt.date = AS_OF):
     return report
 
 
-def prepare(home, customers: int = 80) -> None:
-    generate_sample(home / "inbox", customers, AS_OF, seed=11)
-    run("ledger_ingest")
-    run("receivables_risk")
+def prepare(home, customers: int = 80, day: dt.date = AS_OF) -> None:
+    generate_sample(home / "inbox", customers, day, seed=11)
+    run("ledger_ingest", day)
+    run("receivables_risk", day)
 
 
 def rows(engine) -> list:
@@ -101,11 +102,14 @@ def test_reminders_go_through_sendgrids_api(warehouse, home, monkeypatch, sendgr
         "AIRFLOW_CONN_SENDGRID_DEFAULT",
         json.dumps({"conn_type": "http", "password": "SG.test-key", "host": sendgrid_mock}),
     )
-    prepare(home, customers=40)
-    run("collection_reminders")
+    # today: SendGrid gets a reminder only close to its planned moment
+    today = dt.datetime.now(dt.UTC).astimezone(ZoneInfo(TZ)).date()
+    prepare(home, customers=40, day=today)
+    run("collection_reminders", today)
     planned = rows(warehouse)
     sent = [r for r in planned if r.status == "sent"]
     assert sent
+    assert not [r for r in planned if r.rule == "too_late"]
     assert {r.provider for r in sent} == {"sendgrid"}
     assert all(r.provider_message_id is None for r in sent), "the mock sends no X-Message-Id"
     assert not [r for r in planned if r.status == "failed"], [r.reason for r in planned]

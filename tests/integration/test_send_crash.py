@@ -17,6 +17,7 @@ import threading
 import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -28,7 +29,8 @@ from receivables.config import Settings
 from receivables.warehouse.schema import reminders
 from tests.collection_data import age, customer, invoice, load
 
-AS_OF = dt.date(2025, 7, 1)
+#: today on the business clock: a reminder is sent close to its planned moment or not at all
+AS_OF = dt.datetime.now(dt.UTC).astimezone(ZoneInfo("Asia/Shanghai")).date()
 CUSTOMERS = 120
 CONCURRENCY = load_strategy().sending.concurrency
 
@@ -77,7 +79,8 @@ from receivables.collection.sender import send_batch
 from receivables.config import Settings
 from receivables.warehouse.db import create_engine
 settings = Settings.from_env()
-send_batch(create_engine(settings.warehouse_url()), settings, dt.date(2025, 7, 1), 0)
+day = dt.date.fromisoformat(sys.argv[1])
+send_batch(create_engine(settings.warehouse_url()), settings, day, 0)
 """
 
 
@@ -98,7 +101,7 @@ def test_a_killed_sender_never_sends_a_reminder_twice(engine, db_url, home, monk
             "RECEIVABLES_HOME": str(home),
             "AIRFLOW_CONN_SENDGRID_DEFAULT": connection,
         }
-        child = subprocess.Popen([sys.executable, "-c", CHILD], env=env)
+        child = subprocess.Popen([sys.executable, "-c", CHILD, AS_OF.isoformat()], env=env)
         deadline = time.monotonic() + 60
         while len(sendgrid.requests) < CUSTOMERS // 3:
             assert child.poll() is None, "the sender ended before it could be killed"

@@ -24,6 +24,8 @@ from tests.collection_data import age, customer, invoice, load, sent_before, sup
 AS_OF = dt.date(2025, 7, 1)
 STRATEGY = load_strategy()
 NOW = dt.datetime(2025, 6, 30, 22, 0, tzinfo=dt.UTC)
+#: the clock while sending: 09:00 in Shanghai on the planned day
+SENDING = dt.datetime(2025, 7, 1, 1, 0, tzinfo=dt.UTC)
 
 
 def days(n: int) -> dt.date:
@@ -93,7 +95,9 @@ def statuses(engine) -> dict[str, tuple]:
 
 def test_a_batch_goes_to_the_eml_outbox_once(planned, settings):
     transport = EmlTransport(settings.outbox_dir, settings.mail_from)
-    summary = send_batch(planned, settings, AS_OF, 0, strategy=STRATEGY, transport=transport)
+    summary = send_batch(
+        planned, settings, AS_OF, 0, strategy=STRATEGY, transport=transport, now=SENDING
+    )
     assert summary["sent"] == 6
     assert summary["failed"] == 1  # ODD: unknown currency
     got = {r["customer_id"]: r for r in table(planned, reminders) if r["planned_on"] == AS_OF}
@@ -114,7 +118,9 @@ def test_a_batch_goes_to_the_eml_outbox_once(planned, settings):
     assert "1,234.50" in zh
     assert "US$10.00" in zh or "10.00" in zh
     # sending the batch again sends nothing
-    again = send_batch(planned, settings, AS_OF, 0, strategy=STRATEGY, transport=transport)
+    again = send_batch(
+        planned, settings, AS_OF, 0, strategy=STRATEGY, transport=transport, now=SENDING
+    )
     assert again["sent"] == 0
     assert len(list(settings.outbox_dir.glob("*.eml"))) == 6
 
@@ -134,7 +140,7 @@ def test_the_rules_are_applied_again_right_before_sending(planned, settings):
     )
     suppress(planned, "unsub@example.com", "unsubscribe")
     transport = Recording()
-    send_batch(planned, settings, AS_OF, 0, strategy=STRATEGY, transport=transport)
+    send_batch(planned, settings, AS_OF, 0, strategy=STRATEGY, transport=transport, now=SENDING)
     got = statuses(planned)
     assert got["PAYS"] == ("refused", "nothing_outstanding")
     assert got["UNSUB"] == ("refused", "address_suppressed")
@@ -144,7 +150,7 @@ def test_the_rules_are_applied_again_right_before_sending(planned, settings):
 
 def test_what_goes_to_sendgrid_carries_the_reminder_id_stage_and_opt_out(planned, settings):
     transport = Recording()
-    send_batch(planned, settings, AS_OF, 0, strategy=STRATEGY, transport=transport)
+    send_batch(planned, settings, AS_OF, 0, strategy=STRATEGY, transport=transport, now=SENDING)
     ids = {r["idempotency_key"]: r["reminder_id"] for r in table(planned, reminders)}
     for message in transport.sent:
         assert message.custom_args == {"reminder_id": str(ids[message.key])}
@@ -165,7 +171,7 @@ def test_what_goes_to_sendgrid_carries_the_reminder_id_stage_and_opt_out(planned
 
 
 def test_bad_data_fails_one_reminder_and_puts_a_fix_on_the_worklist(planned, settings):
-    send_batch(planned, settings, AS_OF, 0, strategy=STRATEGY, transport=Recording())
+    send_batch(planned, settings, AS_OF, 0, strategy=STRATEGY, transport=Recording(), now=SENDING)
     odd = next(r for r in table(planned, reminders) if r["customer_id"] == "ODD")
     assert odd["status"] == "failed"
     assert "XYZ" in odd["reason"]
@@ -178,12 +184,12 @@ def test_an_unavailable_provider_leaves_reminders_pending_for_the_retry(planned,
     down = DeliveryError("SendGrid answered 503", status_code=503, retryable=True, attempts=5)
     transport = Recording(fail={"zh@example.com": down})
     with pytest.raises(SendIncomplete, match="1 reminder"):
-        send_batch(planned, settings, AS_OF, 0, strategy=STRATEGY, transport=transport)
+        send_batch(planned, settings, AS_OF, 0, strategy=STRATEGY, transport=transport, now=SENDING)
     assert statuses(planned)["ZH"] == ("pending", None)
     assert statuses(planned)["EN"] == ("sent", None)
     # the retry sends what is left, and only that
     retry = Recording()
-    send_batch(planned, settings, AS_OF, 0, strategy=STRATEGY, transport=retry)
+    send_batch(planned, settings, AS_OF, 0, strategy=STRATEGY, transport=retry, now=SENDING)
     assert [m.key for m in retry.sent] == ["ZH/second_reminder/2025-07-01"]
     assert statuses(planned)["ZH"] == ("sent", None)
 
@@ -195,7 +201,9 @@ def test_rejected_credentials_stop_the_batch(planned, settings):
         update={"sending": STRATEGY.sending.model_copy(update={"concurrency": 1})}
     )
     with pytest.raises(SendIncomplete):
-        send_batch(planned, settings, AS_OF, 0, strategy=STRATEGY_ONE, transport=transport)
+        send_batch(
+            planned, settings, AS_OF, 0, strategy=STRATEGY_ONE, transport=transport, now=SENDING
+        )
     assert len(transport.sent) == 1, "stopped after the first 401"
     assert Counter(s for s, _ in statuses(planned).values())["pending"] == 7, (
         "all left for the retry"
@@ -205,12 +213,12 @@ def test_rejected_credentials_stop_the_batch(planned, settings):
 def test_an_uncertain_delivery_is_never_sent_again(planned, settings):
     lost = DeliveryError("connection reset after the request was sent", uncertain=True)
     transport = Recording(fail={"en@example.com": lost})
-    send_batch(planned, settings, AS_OF, 0, strategy=STRATEGY, transport=transport)
+    send_batch(planned, settings, AS_OF, 0, strategy=STRATEGY, transport=transport, now=SENDING)
     en = next(r for r in table(planned, reminders) if r["customer_id"] == "EN")
     assert en["status"] == "failed"
     assert "not sent again" in en["reason"]
     retry = Recording()
-    send_batch(planned, settings, AS_OF, 0, strategy=STRATEGY, transport=retry)
+    send_batch(planned, settings, AS_OF, 0, strategy=STRATEGY, transport=retry, now=SENDING)
     assert retry.sent == []
 
 
@@ -222,7 +230,9 @@ def test_an_interrupted_attempt_is_not_resent_through_sendgrid(planned, settings
             .values(status="sending", attempts=1)
         )
     transport = Recording()
-    summary = send_batch(planned, settings, AS_OF, 0, strategy=STRATEGY, transport=transport)
+    summary = send_batch(
+        planned, settings, AS_OF, 0, strategy=STRATEGY, transport=transport, now=SENDING
+    )
     assert summary["interrupted_before"] == 1
     assert all(not m.key.startswith("EN/") for m in transport.sent)
     en = next(r for r in table(planned, reminders) if r["customer_id"] == "EN")
@@ -232,11 +242,35 @@ def test_an_interrupted_attempt_is_not_resent_through_sendgrid(planned, settings
 
 def test_an_interrupted_attempt_is_rewritten_to_the_eml_outbox_once(planned, settings):
     transport = EmlTransport(settings.outbox_dir, settings.mail_from)
-    send_batch(planned, settings, AS_OF, 0, strategy=STRATEGY, transport=transport)
+    send_batch(planned, settings, AS_OF, 0, strategy=STRATEGY, transport=transport, now=SENDING)
     with planned.begin() as conn:  # as if the crash came after the file was written
         conn.execute(
             sa.update(reminders).where(reminders.c.customer_id == "EN").values(status="sending")
         )
-    send_batch(planned, settings, AS_OF, 0, strategy=STRATEGY, transport=transport)
+    send_batch(planned, settings, AS_OF, 0, strategy=STRATEGY, transport=transport, now=SENDING)
     assert statuses(planned)["EN"] == ("sent", None)
     assert len(list(settings.outbox_dir.glob("EN_*.eml"))) == 1
+
+
+def test_a_reminder_days_late_is_not_sent_through_sendgrid_but_still_to_the_outbox(
+    planned, settings
+):
+    late = SENDING + dt.timedelta(days=3)
+    transport = Recording()
+    summary = send_batch(
+        planned, settings, AS_OF, 0, strategy=STRATEGY, transport=transport, now=late
+    )
+    assert transport.sent == []
+    # every one of them, ODD too: the rules come before composing the email
+    assert summary["refused_by_rule"] == {"too_late": 7}
+    got = statuses(planned)
+    assert got["EN"] == ("refused", "too_late")
+
+
+def test_a_backfilled_date_still_writes_the_eml_outbox(planned, settings):
+    late = SENDING + dt.timedelta(days=300)
+    transport = EmlTransport(settings.outbox_dir, settings.mail_from)
+    summary = send_batch(
+        planned, settings, AS_OF, 0, strategy=STRATEGY, transport=transport, now=late
+    )
+    assert summary["sent"] == 6

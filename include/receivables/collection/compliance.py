@@ -211,6 +211,21 @@ def check(c: Candidate, rules: ContactRules) -> Refusal | None:
     return None
 
 
+def too_late(planned: dt.datetime, now: dt.datetime, max_delay_hours: int) -> Refusal | None:
+    """A reminder is sent close to the moment it was planned for, or not at all: its facts
+    (what is owed, what the customer said) are of that day. A backfill of an old date, or a
+    sender that ran days late, must not write to customers about it now."""
+    late = now - planned
+    if late > dt.timedelta(hours=max_delay_hours):
+        hours = int(late.total_seconds() // 3600)
+        return Refusal(
+            "too_late",
+            f"planned for {planned:%Y-%m-%d %H:%M} UTC, {hours} hours ago (more than "
+            f"{max_delay_hours}): not sent so late",
+        )
+    return None
+
+
 def time_barred(oldest_due: dt.date, as_of: dt.date, rules: ContactRules) -> bool:
     """Whether a debt due on ``oldest_due`` is past its limitation period on ``as_of``."""
     try:

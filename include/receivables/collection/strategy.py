@@ -97,9 +97,15 @@ class Timing(_Strict):
 class Sending(_Strict):
     """Batches and request concurrency."""
 
-    batch_size: int = Field(default=500, ge=1, le=100_000)
+    #: at most 10 000: a batch's customers and addresses are looked up in IN-lists, and
+    #: PostgreSQL takes at most 65 535 parameters a statement
+    batch_size: int = Field(default=500, ge=1, le=10_000)
     concurrency: int = Field(default=8, ge=1, le=64)
     max_attempts: int = Field(default=5, ge=1, le=10)
+    #: a reminder whose planned moment passed longer ago than this is not sent through SendGrid
+    #: (a backfill of an old date must not email customers about it today); the ``.eml``
+    #: outbox, which contacts nobody, still gets it
+    max_delay_hours: int = Field(default=48, ge=1, le=24 * 30)
 
 
 Localized = dict[str, str]
