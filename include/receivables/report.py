@@ -127,7 +127,8 @@ def run_summary(
     if log_file:
         lines.append(f"    Airflow log  {log_file}")
     lines.append(
-        f"  exports: receivables export aging|rejects|scores|warnings --as-of {as_of} "
+        "  exports: receivables export aging|rejects|scores|warnings|reminders|worklist "
+        f"--as-of {as_of} "
         "--out FILE.csv"
     )
     return "\n".join(lines)

@@ -363,7 +363,8 @@ def send_batch(
     actions: list[dict] = []
     in_flight: dict[Future, int] = {}
     exhausted = False
-    with ThreadPoolExecutor(max_workers=limit) as pool:
+    # one connection for the whole loop: a checkout per turn would also ping the server
+    with engine.connect() as db, ThreadPoolExecutor(max_workers=limit) as pool:
         while True:
             ready: dict[int, OutboundEmail] = {}
             while not stop and not exhausted and len(in_flight) + len(ready) < limit:
@@ -381,11 +382,11 @@ def send_batch(
                     rules[outcome.rule] += 1
                 if item.action:
                     actions.append(item.action)
-            with engine.begin() as conn:
+            with db.begin():
                 if marks:
-                    conn.execute(_MARK, marks)
-                _add_actions(conn, actions)
-                claimed = _claim(conn, list(ready), transport.name) if ready else []
+                    db.execute(_MARK, marks)
+                _add_actions(db, actions)
+                claimed = _claim(db, list(ready), transport.name) if ready else []
             marks, actions = [], []
             for rid in claimed:  # an id not claimed is another attempt's: left alone
                 in_flight[pool.submit(transport.deliver, ready[rid])] = rid
@@ -418,8 +419,8 @@ def send_batch(
                 marks.append(_mark(outcome, "sending", transport.name, now))
                 counts[outcome.status] += 1
         if marks:
-            with engine.begin() as conn:
-                conn.execute(_MARK, marks)
+            with db.begin():
+                db.execute(_MARK, marks)
     summary = {
         "as_of_date": as_of.isoformat(),
         "batch": batch,
