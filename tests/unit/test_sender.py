@@ -18,7 +18,7 @@ from receivables.collection.sender import SendIncomplete, send_batch
 from receivables.collection.strategy import load_strategy
 from receivables.config import Settings
 from receivables.mail import Delivery, DeliveryError, EmlTransport
-from receivables.warehouse.schema import collection_actions, reminders
+from receivables.warehouse.schema import collection_actions, invoices, reminders
 from tests.collection_data import age, customer, invoice, load, sent_before, suppress, table
 
 AS_OF = dt.date(2025, 7, 1)
@@ -139,11 +139,16 @@ def test_the_rules_are_applied_again_right_before_sending(planned, settings):
         ],
     )
     suppress(planned, "unsub@example.com", "unsubscribe")
+    with planned.begin() as conn:  # and EN's invoice came under dispute
+        conn.execute(
+            sa.update(invoices).where(invoices.c.invoice_id == "I-EN").values(disputed=True)
+        )
     transport = Recording()
     send_batch(planned, settings, AS_OF, 0, strategy=STRATEGY, transport=transport, now=SENDING)
     got = statuses(planned)
     assert got["PAYS"] == ("refused", "nothing_outstanding")
     assert got["UNSUB"] == ("refused", "address_suppressed")
+    assert got["EN"] == ("refused", "invoice_disputed")
     assert all("pays@example.com" not in m.to for m in transport.sent)
     assert all("unsub@example.com" not in m.to for m in transport.sent)
 

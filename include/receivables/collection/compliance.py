@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from receivables.collection.strategy import ContactRules
 
@@ -85,6 +85,16 @@ def usable_addresses(addresses: Iterable[str]) -> tuple[str, ...]:
             if len(address) <= 254 and _ADDRESS.match(address):
                 seen.setdefault(address, None)
     return tuple(seen)
+
+
+def customer_timezone(name: str | None, fallback: str) -> str:
+    """The customer's IANA time zone, or ``fallback`` (the business zone) when it has none or an
+    unknown one."""
+    try:
+        ZoneInfo(name or fallback)
+        return name or fallback
+    except (ZoneInfoNotFoundError, ValueError):
+        return fallback
 
 
 def local_time(moment: dt.datetime, timezone: str) -> dt.datetime:

@@ -76,9 +76,13 @@ def debtors(conn: Connection, customer_ids: Iterable[str]) -> dict[str, Debtor]:
 
 
 def statements(
-    conn: Connection, reminder_ids: Iterable[int], as_of: dt.date
+    conn: Connection,
+    reminder_ids: Iterable[int],
+    as_of: dt.date,
+    disputed: dict[int, int] | None = None,
 ) -> dict[int, list[StatementLine]]:
-    """Each reminder's statement lines with today's outstanding (paid lines left out)."""
+    """Each reminder's statement lines with today's outstanding (paid lines left out); with
+    ``disputed``, also how many of each reminder's open invoices are disputed now."""
     ids = sorted(set(reminder_ids))
     if not ids:
         return {}
@@ -113,6 +117,8 @@ def statements(
             outstanding = row.amount - (row.paid or ZERO)
             if outstanding <= 0:
                 continue
+            if disputed is not None and row.disputed:
+                disputed[row.reminder_id] = disputed.get(row.reminder_id, 0) + 1
             result[row.reminder_id].append(
                 StatementLine(
                     invoice_id=row.invoice_id,
@@ -126,23 +132,6 @@ def statements(
                 )
             )
     return result
-
-
-def disputed_invoices(conn: Connection, reminder_ids: Iterable[int]) -> dict[int, int]:
-    """How many invoices of each reminder's statement are disputed now."""
-    ids = sorted(set(reminder_ids))
-    counts: dict[int, int] = defaultdict(int)
-    ri, i = reminder_invoices.c, invoices.c
-    for start in range(0, len(ids), 5000):
-        chunk = ids[start : start + 5000]
-        for row in conn.execute(
-            sa.select(ri.reminder_id, sa.func.count().label("n"))
-            .join_from(reminder_invoices, invoices, i.invoice_id == ri.invoice_id)
-            .where(ri.reminder_id.in_(chunk), i.disputed.is_(True))
-            .group_by(ri.reminder_id)
-        ):
-            counts[row.reminder_id] = row.n
-    return counts
 
 
 def content(

@@ -30,7 +30,6 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -67,14 +66,6 @@ class PlanError(Exception):
 def reminder_key(customer_id: str, stage: str, day: dt.date) -> str:
     """The idempotency key of a customer's reminder of ``stage`` planned on ``day``."""
     return f"{customer_id}/{stage}/{day.isoformat()}"
-
-
-def _timezone(name: str | None, fallback: str) -> str:
-    try:
-        ZoneInfo(name or fallback)
-        return name or fallback
-    except (ZoneInfoNotFoundError, ValueError):
-        return fallback
 
 
 @dataclass
@@ -276,7 +267,7 @@ def plan_customer(
     key = reminder_key(customer_id, stage.name, as_of)
     if key in facts.existing_keys:
         return None
-    timezone = _timezone(person["timezone"], business_tz)
+    timezone = compliance.customer_timezone(person["timezone"], business_tz)
     send_at = planned_moment(
         as_of, timezone, facts.habits.get(customer_id), strategy.timing, strategy.contact
     )

@@ -42,7 +42,7 @@ from sqlalchemy.engine import Engine
 
 from receivables.collection import compliance, holds, links
 from receivables.collection.compliance import Candidate
-from receivables.collection.compose import content, debtors, disputed_invoices, statements
+from receivables.collection.compose import content, debtors, statements
 from receivables.collection.letters import LetterError, render_reminder
 from receivables.collection.strategy import Strategy
 from receivables.mail import DeliveryError, OutboundEmail, Transport, transport_for
@@ -136,8 +136,8 @@ def prepare(
     ids = [row.reminder_id for row in rows]
     with engine.connect() as conn:
         people = debtors(conn, {row.customer_id for row in rows})
-        lines = statements(conn, ids, as_of)
-        disputed = disputed_invoices(conn, ids)
+        disputed: dict[int, int] = {}
+        lines = statements(conn, ids, as_of, disputed=disputed)
         # only this batch's customers (at most a batch size: within any IN-list limit)
         who = {row.customer_id for row in rows}
         promises = holds.running_promises(conn, as_of, who)
@@ -156,7 +156,7 @@ def prepare(
             continue
         statement = lines.get(rid, [])
         send_at = holds.utc(row.send_at)
-        timezone = _zone(person.timezone, settings.timezone)
+        timezone = compliance.customer_timezone(person.timezone, settings.timezone)
         candidate = Candidate(
             customer_id=row.customer_id,
             timezone=timezone,
@@ -223,16 +223,6 @@ def prepare(
             reply_to=letter.contact.email,
         )
         yield Prepared(rid, email=email)
-
-
-def _zone(name: str | None, fallback: str) -> str:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(name or fallback)
-        return name or fallback
-    except (ZoneInfoNotFoundError, ValueError):
-        return fallback
 
 
 def _failed(rid: int, row, as_of: dt.date, now: dt.datetime, reason: str) -> Prepared:
