@@ -19,6 +19,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import jinja2
+from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal, list_currencies
 from markupsafe import escape
@@ -41,6 +42,23 @@ _CENT = Decimal("0.01")
 # Stage names as the strategy allows them; anything else could walk out of the template folder.
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _URL = re.compile(r"^https?://[^\s/?#]+\S*$", re.IGNORECASE)
+
+
+@functools.cache
+def _babel_locale(name: str) -> Locale:
+    # parsed once: Babel would parse a locale name again at every amount and date it formats
+    return Locale.parse(name)
+
+
+@functools.cache
+def _currencies() -> frozenset[str]:
+    return frozenset(list_currencies())
+
+
+@functools.lru_cache(maxsize=4096)
+def _date(value: dt.date, form: str, locale: str) -> str:
+    # a batch's statements share most of their dates: each is formatted once per locale
+    return format_date(value, format=form, locale=_babel_locale(locale))
 
 
 class LetterError(ValueError):
@@ -161,7 +179,7 @@ def problems(content: ReminderContent) -> list[str]:
         )
     if not content.lines:
         found.append("the statement has no open invoices")
-    currencies = set(list_currencies())
+    currencies = _currencies()
     for line in content.lines:
         found.extend(_line_problems(line, currencies))
     if _blank(content.customer_name):
@@ -190,7 +208,9 @@ def _shorten(text: str, limit: int) -> str:
 def _money(amount: Decimal, currency: str, locale: str) -> str:
     # decimal_quantization=False: a currency with fewer minor units than the amount holds (JPY
     # 1234.50) shows every digit instead of being rounded to a sum the customer does not owe.
-    return format_currency(amount, currency, locale=locale, decimal_quantization=False)
+    return format_currency(
+        amount, currency, locale=_babel_locale(locale), decimal_quantization=False
+    )
 
 
 def context(content: ReminderContent) -> dict[str, Any]:
@@ -199,7 +219,7 @@ def context(content: ReminderContent) -> dict[str, Any]:
     locale = BABEL_LOCALES[content.locale]
 
     def date(value: dt.date, form: str = "medium") -> str:
-        return format_date(value, format=form, locale=locale)
+        return _date(value, form, locale)
 
     lines = [
         {
@@ -208,7 +228,7 @@ def context(content: ReminderContent) -> dict[str, Any]:
             "issue_date": date(line.issue_date),
             "due_date": date(line.due_date),
             "days_past_due": max(line.days_past_due, 0),
-            "days": format_decimal(max(line.days_past_due, 0), locale=locale),
+            "days": format_decimal(max(line.days_past_due, 0), locale=_babel_locale(locale)),
             "due_today": line.days_past_due <= 0 and line.due_date == content.as_of,
             "outstanding": _money(line.outstanding, line.currency, locale),
             "currency": line.currency,
