@@ -210,9 +210,11 @@ def test_rejected_credentials_stop_the_batch(planned, settings):
             planned, settings, AS_OF, 0, strategy=STRATEGY_ONE, transport=transport, now=SENDING
         )
     assert len(transport.sent) == 1, "stopped after the first 401"
-    assert Counter(s for s, _ in statuses(planned).values())["pending"] == 7, (
-        "all left for the retry"
-    )
+    found = Counter(s for s, _ in statuses(planned).values())
+    assert found["sent"] == found["sending"] == 0
+    # the rejected one and every one not yet judged wait for the retry; the next one was
+    # already re-checked while the first request was in flight, and may have been refused
+    assert found["pending"] >= 6, found
 
 
 def test_an_uncertain_delivery_is_never_sent_again(planned, settings):

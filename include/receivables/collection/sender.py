@@ -26,10 +26,11 @@ leaves the reminder ``pending`` and fails the task at the end of the batch, so A
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -291,6 +292,55 @@ def _claim(conn, ids: list[int], provider: str) -> list[int]:
     )
 
 
+#: PostgreSQL: a turn's outcomes recorded and its next reminders claimed in ONE statement (one
+#: round trip, atomic on its own in autocommit): with four send tasks, their PostgreSQL
+#: sessions and the mock on two cores, a turn of BEGIN, UPDATE, UPDATE, COMMIT waits for the
+#: server four times while the requests in flight drain. The two updates touch different rows
+#: (outcomes of ``sending`` reminders, or of ``pending`` ones the sender stopped; claims of other
+#: ``pending`` ones).
+_TURN_PG = sa.text(
+    """
+    WITH recorded AS (
+        UPDATE reminders AS r
+        SET status = v.status, reason = v.reason, rule = v.rule, provider = v.provider,
+            provider_message_id = v.message_id, sent_at = v.sent_at, updated_at = v.updated_at
+        FROM unnest(
+            CAST(:rids AS integer[]), CAST(:expects AS text[]), CAST(:statuses AS text[]),
+            CAST(:reasons AS text[]), CAST(:rules AS text[]), CAST(:providers AS text[]),
+            CAST(:message_ids AS text[]), CAST(:sent_ats AS timestamptz[]),
+            CAST(:updated_ats AS timestamptz[])
+        ) AS v(rid, expect, status, reason, rule, provider, message_id, sent_at, updated_at)
+        WHERE r.reminder_id = v.rid AND r.status = v.expect
+        RETURNING r.reminder_id
+    ), claimed AS (
+        UPDATE reminders
+        SET status = 'sending', attempts = attempts + 1, provider = :provider, updated_at = :now
+        WHERE reminder_id = ANY(CAST(:claim AS integer[])) AND status = 'pending'
+        RETURNING reminder_id
+    )
+    SELECT reminder_id FROM claimed
+    """
+)
+
+
+def _turn_pg(db, marks: list[dict], claim: list[int], provider: str) -> list[int]:
+    """Record ``marks`` (:data:`_MARK` parameters) and claim ``claim`` in one statement."""
+    column = {
+        "rids": "rid",
+        "expects": "expect",
+        "statuses": "new_status",
+        "reasons": "new_reason",
+        "rules": "new_rule",
+        "providers": "new_provider",
+        "message_ids": "new_message_id",
+        "sent_ats": "new_sent_at",
+        "updated_ats": "new_updated_at",
+    }
+    params = {name: [m[key] for m in marks] for name, key in column.items()}
+    params.update(claim=claim, provider=provider, now=_now())
+    return list(db.execute(_TURN_PG, params).scalars())
+
+
 def _add_actions(conn, actions: list[dict]) -> None:
     if not actions:
         return
@@ -353,46 +403,74 @@ def send_batch(
     actions: list[dict] = []
     in_flight: dict[Future, int] = {}
     exhausted = False
-    # one connection for the whole loop: a checkout per turn would also ping the server
-    with engine.connect() as db, ThreadPoolExecutor(max_workers=limit) as pool:
+    # one connection for the whole loop: a checkout per turn would also ping the server; on
+    # PostgreSQL in autocommit, for turns of one statement (see _TURN_PG)
+    one_statement = engine.dialect.name == "postgresql"
+    connection = engine.connect()
+    if one_statement:
+        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+    # reminders re-checked and rendered, not yet claimed: rendered while requests are in flight,
+    # so that a free slot waits only for the claim
+    buffer: deque[Prepared] = deque()
+
+    def top_up() -> bool:
+        """Render until the buffer holds a slot's worth for every request; outcomes of the
+        reminders the rules or the data stopped go to the next turn. True once all are taken."""
+        while not stop and len(buffer) < limit:
+            item = next(queue, None)
+            if item is None:
+                return True
+            if item.email is not None:
+                buffer.append(item)
+                continue
+            outcome = item.outcome
+            marks.append(_mark(outcome, "pending", None, _now()))
+            counts[outcome.status] += 1
+            if outcome.rule:
+                rules[outcome.rule] += 1
+            if item.action:
+                actions.append(item.action)
+        return exhausted
+
+    with connection as db, ThreadPoolExecutor(max_workers=limit) as pool:
         while True:
+            exhausted = top_up()
             ready: dict[int, OutboundEmail] = {}
-            while not stop and not exhausted and len(in_flight) + len(ready) < limit:
-                item = next(queue, None)
-                if item is None:
-                    exhausted = True
-                    break
-                if item.email is not None:
-                    ready[item.reminder_id] = item.email
-                    continue
-                outcome = item.outcome
-                marks.append(_mark(outcome, "pending", None, _now()))
-                counts[outcome.status] += 1
-                if outcome.rule:
-                    rules[outcome.rule] += 1
-                if item.action:
-                    actions.append(item.action)
-            with db.begin():
-                if marks:
-                    db.execute(_MARK, marks)
-                _add_actions(db, actions)
-                claimed = _claim(db, list(ready), transport.name) if ready else []
+            while not stop and buffer and len(in_flight) + len(ready) < limit:
+                item = buffer.popleft()
+                ready[item.reminder_id] = item.email
+            if one_statement and not actions:
+                claimed = _turn_pg(db, marks, list(ready), transport.name)
+            else:
+                # a turn with worklist entries: outcomes and entries in one transaction
+                with contextlib.ExitStack() as stack:
+                    if one_statement:
+                        turn = stack.enter_context(engine.begin())
+                    else:
+                        turn = db
+                        stack.enter_context(db.begin())
+                    if marks:
+                        turn.execute(_MARK, marks)
+                    _add_actions(turn, actions)
+                    claimed = _claim(turn, list(ready), transport.name) if ready else []
             marks, actions = [], []
             for rid in claimed:  # an id not claimed is another attempt's: left alone
                 in_flight[pool.submit(transport.deliver, ready[rid])] = rid
+            exhausted = top_up()  # the next ones, while these requests are in flight
+            drained = stop or (exhausted and not buffer)
             if not in_flight:
-                if exhausted or stop:
+                if drained:
                     break
                 continue
-            # wait until half the slots are free (or all requests are done): one transaction
-            # then records those outcomes and claims their successors together
+            # wait until half the slots are free (or, at the end, each request): one statement
+            # or transaction then records those outcomes and claims their successors together
             done: set[Future] = set()
             while in_flight.keys() - done and (
-                len(done) < max(1, limit // 2) or (exhausted and len(done) < len(in_flight))
+                len(done) < max(1, limit // 2) or (drained and len(done) < len(in_flight))
             ):
                 finished, _ = wait(in_flight.keys() - done, return_when=FIRST_COMPLETED)
                 done |= finished
-                if exhausted or stop:
+                if drained:
                     break
             now = _now()
             for future in done:
@@ -409,8 +487,11 @@ def send_batch(
                 marks.append(_mark(outcome, "sending", transport.name, now))
                 counts[outcome.status] += 1
         if marks:
-            with db.begin():
-                db.execute(_MARK, marks)
+            if one_statement:
+                _turn_pg(db, marks, [], transport.name)
+            else:
+                with db.begin():
+                    db.execute(_MARK, marks)
     summary = {
         "as_of_date": as_of.isoformat(),
         "batch": batch,
