@@ -21,15 +21,19 @@ $(VENV)/.installed: uv.lock pyproject.toml
 install: $(VENV)/.installed
 
 # A fresh embedded warehouse in var/demo each time (its Airflow metadata DB is kept), a sample
-# ledger with a few defective rows, the DAGs of the first of a month through Airflow (ingest,
-# the monthly credit model, risk), and the exports.
+# ledger with a few defective rows, the daily DAGs through Airflow for two earlier days (so that
+# reminders, then final notices, have gone out) and for the first of a month (ingest, the
+# monthly credit model, risk, reminders, legal escalation with every case approved through
+# Airflow's API), and the exports.
 demo: install
 	@mkdir -p $(DEMO_HOME) && find $(DEMO_HOME) -mindepth 1 -maxdepth 1 ! -name airflow -exec rm -rf {} +
 	@export RECEIVABLES_HOME=$(DEMO_HOME) && unset RECEIVABLES_INBOX && set -e && \
 	$(BIN)/receivables init && \
 	$(BIN)/receivables sample --out $(DEMO_HOME)/inbox --customers $(DEMO_CUSTOMERS) \
 		--as-of $(DEMO_AS_OF) --seed 7 --defects 0.002 && \
-	$(BIN)/receivables run --as-of $(DEMO_AS_OF) && \
+	for day in $$(date -d "$(DEMO_AS_OF) -17 days" +%F) $$(date -d "$(DEMO_AS_OF) -10 days" +%F); do \
+		$(BIN)/receivables run --as-of $$day >/dev/null; echo "(ran $$day)"; done && \
+	$(BIN)/receivables run --as-of $(DEMO_AS_OF) --legal-review approve && \
 	$(BIN)/receivables export aging --as-of $(DEMO_AS_OF) \
 		--out $(DEMO_HOME)/reports/aging-$(DEMO_AS_OF).csv && \
 	$(BIN)/receivables export rejects --as-of $(DEMO_AS_OF) --out $(DEMO_HOME)/reports/rejects.csv && \
@@ -40,7 +44,9 @@ demo: install
 	$(BIN)/receivables export reminders --as-of $(DEMO_AS_OF) \
 		--out $(DEMO_HOME)/reports/reminders-$(DEMO_AS_OF).csv && \
 	$(BIN)/receivables export worklist --as-of $(DEMO_AS_OF) \
-		--out $(DEMO_HOME)/reports/worklist-$(DEMO_AS_OF).csv
+		--out $(DEMO_HOME)/reports/worklist-$(DEMO_AS_OF).csv && \
+	$(BIN)/receivables export legal_cases --as-of $(DEMO_AS_OF) \
+		--out $(DEMO_HOME)/reports/legal-cases-$(DEMO_AS_OF).csv
 
 # The same demo with the sendgrid_default connection pointing at SendGrid's contract mock (Prism,
 # installed from npm on first use): every email goes through SendGrid's Mail Send API. It runs

@@ -136,8 +136,17 @@ def sample(
     type=click.Path(path_type=Path, file_okay=False),
     help="Read ledger files from this folder instead of RECEIVABLES_INBOX.",
 )
+@click.option(
+    "--legal-review",
+    "legal_review",
+    type=click.Choice(["later", "approve", "reject"]),
+    default=lambda: os.environ.get("RECEIVABLES_LEGAL_REVIEW", "later"),
+    show_default="later, or RECEIVABLES_LEGAL_REVIEW",
+    help="How this run answers the legal cases waiting for a decision, through Airflow's API: "
+    "leave them proposed for a person, or approve or reject them all.",
+)
 @click.pass_context
-def run(ctx: click.Context, as_of: dt.date, inbox: Path | None) -> None:
+def run(ctx: click.Context, as_of: dt.date, inbox: Path | None, legal_review: str) -> None:
     """Run the daily DAGs for DATE through Airflow (and the quarterly one on quarter starts)."""
     from receivables.warehouse.migrate import upgrade
 
@@ -153,6 +162,7 @@ def run(ctx: click.Context, as_of: dt.date, inbox: Path | None) -> None:
     # A CLI run fails fast: retries belong to the scheduler, where a retry can wait.
     os.environ.setdefault("RECEIVABLES_TASK_RETRIES", "0")
 
+    from receivables.airflow.approvals import ReviewError
     from receivables.airflow.runner import QUARTERLY_DAG, dags_for, prepare_airflow, run_dag
     from receivables.dates import start_of_business_day
     from receivables.report import run_summary
@@ -167,7 +177,12 @@ def run(ctx: click.Context, as_of: dt.date, inbox: Path | None) -> None:
     for dag_id in dag_ids:
         conf = {"inbox": str(inbox)} if inbox and dag_id == "ledger_ingest" else {}
         click.echo(f"→ {dag_id} for {as_of} …")
-        report = run_dag(dag_id, logical, conf=conf, log_file=log_file)
+        try:
+            report = run_dag(
+                dag_id, logical, conf=conf, log_file=log_file, legal_review=legal_review
+            )
+        except ReviewError as exc:
+            raise click.ClickException(f"{dag_id} for {as_of}: {exc}") from None
         reports.append(report)
         ran = sum(1 for t in report.tasks if t[2] == "success")
         if report.ok:
@@ -189,7 +204,8 @@ def run(ctx: click.Context, as_of: dt.date, inbox: Path | None) -> None:
 @click.option("--as-of", "as_of", callback=_date, help="YYYY-MM-DD")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path, dir_okay=False))
 def export_command(name: str, as_of: dt.date | None, out: Path) -> None:
-    """Write one result (aging, rejects, scores, warnings, reminders, worklist) as CSV."""
+    """Write one result (aging, rejects, scores, warnings, reminders, worklist, legal_cases) as
+    CSV."""
     from receivables.exports import ExportError, export
 
     settings = _settings()
@@ -309,3 +325,115 @@ def airflow() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@main.group()
+def legal() -> None:
+    """Legal cases: decide a proposed case, record what happened to it, show its history."""
+
+
+def _case_step(
+    case_id: str, status: str, on: dt.date | None, amount: str | None, note: str
+) -> None:
+    from decimal import Decimal, InvalidOperation
+
+    from receivables.dates import today_in
+    from receivables.legal.lifecycle import LifecycleError, Step, apply
+
+    settings = _settings()
+    value = None
+    if amount is not None:
+        try:
+            value = Decimal(amount.replace(",", "").strip())
+        except InvalidOperation:
+            raise click.ClickException(f"--amount {amount!r} is not a number") from None
+        if not value.is_finite() or value != value.quantize(Decimal("0.01")):
+            raise click.ClickException(f"--amount {amount!r}: at most two decimals")
+    today = today_in(settings.timezone)
+    day = on or today
+    if day > today:
+        raise click.ClickException(f"--on {day} is in the future (today is {today})")
+    actor = os.environ.get("USER") or os.environ.get("LOGNAME") or "command line"
+    engine = _engine(settings, existing=True)
+    try:
+        with engine.begin() as conn:
+            changed = apply(
+                conn,
+                Step(case_id, status, day, value, note or None, actor=actor, source="cli"),
+            )
+    except LifecycleError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"case {case_id}: {status} on {day}"
+        if changed
+        else f"case {case_id}: already {status} on {day} (nothing changed)"
+    )
+
+
+@legal.command("approve")
+@click.argument("case_id")
+@click.option("--on", "on", callback=_date, help="YYYY-MM-DD decided (default: today).")
+@click.option("--note", default="", help="Why (kept with the decision).")
+def legal_approve(case_id: str, on: dt.date | None, note: str) -> None:
+    """Approve a proposed case: collection stops, its case file goes to the legal team on the
+    next run of legal_escalation."""
+    _case_step(case_id, "approved", on, None, note)
+
+
+@legal.command("reject")
+@click.argument("case_id")
+@click.option("--on", "on", callback=_date, help="YYYY-MM-DD decided (default: today).")
+@click.option("--note", default="", help="Why (kept with the decision).")
+def legal_reject(case_id: str, on: dt.date | None, note: str) -> None:
+    """Reject a proposed case: the customer stays with collection."""
+    _case_step(case_id, "rejected", on, None, note)
+
+
+@legal.command("update")
+@click.argument("case_id")
+@click.argument(
+    "status",
+    type=click.Choice(["filed", "judgment", "recovered", "settled", "written_off", "closed"]),
+)
+@click.option("--on", "on", callback=_date, help="YYYY-MM-DD it happened (default: today).")
+@click.option("--amount", help="Recovered, settled or written off (in the case's currency).")
+@click.option("--note", default="", help="What happened (kept with the step).")
+def legal_update(
+    case_id: str, status: str, on: dt.date | None, amount: str | None, note: str
+) -> None:
+    """Record the next step of a case (filed, judgment, recovered, settled, written_off,
+    closed)."""
+    _case_step(case_id, status, on, amount, note)
+
+
+@legal.command("show")
+@click.argument("case_id")
+def legal_show(case_id: str) -> None:
+    """Show a case and every step of it."""
+    import sqlalchemy as sa
+
+    from receivables.legal.lifecycle import TRANSITIONS, history
+    from receivables.text import excerpt, one_line
+    from receivables.warehouse.schema import legal_cases
+
+    settings = _settings()
+    with _engine(settings, existing=True).connect() as conn:
+        case = conn.execute(sa.select(legal_cases).where(legal_cases.c.case_id == case_id)).first()
+        if case is None:
+            raise click.ClickException(f"no legal case {excerpt(case_id, 64)}")
+        steps = history(conn, case_id)
+    click.echo(
+        f"case {case.case_id}: customer {one_line(case.customer_id)}, {case.status}, claim "
+        f"{case.currency} {case.amount:,.2f} (principal {case.principal:,.2f}, interest "
+        f"{case.interest:,.2f}), opened {case.opened_on}"
+    )
+    if case.case_file:
+        click.echo(f"case file: {settings.home / case.case_file}")
+    for step in steps:
+        amount = f" {case.currency} {step.amount:,.2f}" if step.amount is not None else ""
+        who = f" by {one_line(step.actor)}" if step.actor else ""
+        click.echo(f"  {step.occurred_on}  {step.status}{amount}{who} [{one_line(step.source)}]")
+        if step.note:
+            click.echo(f"      {one_line(step.note)}")
+    follows = TRANSITIONS[case.status]
+    click.echo(f"next: {', '.join(follows) if follows else 'nothing (final)'}")

@@ -37,6 +37,7 @@ from receivables.warehouse.schema import (
     collection_actions,
     credit_scores,
     ingested_files,
+    legal_cases,
     quarantined_rows,
     reminders,
     risk_warnings,
@@ -232,6 +233,35 @@ def _worklist(engine: Engine, as_of: dt.date | None) -> sa.Select:
     )
 
 
+def _legal_cases(engine: Engine, as_of: dt.date | None) -> sa.Select:
+    if as_of is None:
+        raise ExportError("the legal_cases export needs --as-of DATE (cases opened up to it)")
+    c = legal_cases.c
+    return (
+        sa.select(
+            c.case_id,
+            c.customer_id,
+            c.opened_on,
+            c.amount,
+            c.status,
+            c.currency,
+            c.principal,
+            c.interest,
+            c.worst_days_past_due,
+            c.updated_on,
+            c.decided_by,
+            c.decided_at,
+            c.decision_note,
+            c.recovered_amount,
+            c.written_off_amount,
+            c.case_file,
+            c.strategy_version,
+        )
+        .where(c.opened_on <= as_of)
+        .order_by(c.opened_on, c.case_id)
+    )
+
+
 EXPORTS: dict[str, Callable[[Engine, dt.date | None], sa.Select]] = {
     "aging": _aging,
     "rejects": _rejects,
@@ -239,6 +269,7 @@ EXPORTS: dict[str, Callable[[Engine, dt.date | None], sa.Select]] = {
     "warnings": _warnings,
     "reminders": _reminders,
     "worklist": _worklist,
+    "legal_cases": _legal_cases,
 }
 
 

@@ -121,6 +121,16 @@ def compute_aging(*, settings: Settings, db_url: str, as_of: dt.date) -> dict[st
     return _run(db_url, compute_snapshot, as_of, settings.policy.aging).as_dict()
 
 
+def _open(db_url: str, step, *args):
+    """Run ``step(engine, *args)`` on a warehouse engine of its own (no writer lock: for steps
+    that write only their own rows, or only read)."""
+    engine = open_warehouse(db_url)
+    try:
+        return step(engine, *args)
+    finally:
+        engine.dispose()
+
+
 def _run(db_url: str, step, *args):
     """Run ``step(engine, *args)`` holding the warehouse's writer lock: steps of other runs
     (another date, a ``receivables run`` beside the scheduler) wait for it instead of writing
@@ -230,21 +240,51 @@ def send_reminders(
     """Send one batch of pending reminders (no writer lock: it writes only its own rows)."""
     from receivables.collection.sender import send_batch
 
-    engine = open_warehouse(db_url)
-    try:
-        return send_batch(engine, settings, as_of, batch)
-    finally:
-        engine.dispose()
+    return _open(db_url, send_batch, settings, as_of, batch)
 
 
 def summarize_reminders(*, settings: Settings, db_url: str, as_of: dt.date) -> dict[str, Any]:
     """What happened to the reminders planned on ``as_of``: by status, refusal rule, stage."""
     from receivables.collection.report import reminder_summary
 
-    engine = open_warehouse(db_url)
-    try:
-        summary = reminder_summary(engine, as_of)
-    finally:
-        engine.dispose()
+    summary = _open(db_url, reminder_summary, as_of)
     log.info("reminders %s: %s", as_of, summary)
+    return summary
+
+
+# --- legal escalation -------------------------------------------------------------------------
+
+
+def propose_legal_cases(*, settings: Settings, db_url: str, as_of: dt.date) -> dict[str, Any]:
+    """Propose the day's legal cases by the selection rules (approving small claims at once);
+    running the date again proposes nothing twice."""
+    from receivables.legal.escalation import propose_cases
+
+    return _run(db_url, propose_cases, as_of, settings.strategy)
+
+
+def legal_cases_to_review(
+    *, settings: Settings, db_url: str, dates: list[dt.date]
+) -> list[dict[str, Any]]:
+    """The cases waiting for a person's decision on the latest of ``dates`` (one review each)."""
+    from receivables.legal.escalation import cases_to_review
+
+    items = _open(db_url, cases_to_review, max(dates))
+    log.info("legal cases waiting for a decision: %d", len(items))
+    return items
+
+
+def open_legal_cases(*, settings: Settings, db_url: str, as_of: dt.date) -> dict[str, Any]:
+    """Write and send the case file of every approved case that has none yet."""
+    from receivables.legal.escalation import open_approved_cases
+
+    return _open(db_url, open_approved_cases, settings, as_of, settings.strategy)
+
+
+def summarize_legal(*, settings: Settings, db_url: str, as_of: dt.date) -> dict[str, Any]:
+    """Legal cases by status up to ``as_of``, and what the date proposed and opened."""
+    from receivables.legal.escalation import legal_summary
+
+    summary = _open(db_url, legal_summary, as_of)
+    log.info("legal cases %s: %s", as_of, summary)
     return summary

@@ -13,12 +13,17 @@ transport: a retried task never sends the same message twice. Before SendGrid is
 is claimed with a marker file under ``outbox/.sent/``; a definitive refusal releases the claim
 (a retry may send), an uncertain outcome keeps it (never twice).
 
+A message may carry files (:class:`Attachment`: a legal case file's PDFs): the ``.eml`` writes
+them as MIME parts, SendGrid gets them base64-encoded. Both refuse a file name that could be
+read as a path and a message over SendGrid's size limit.
+
 Nothing here logs an API key or a recipient's address: log lines carry keys, statuses and
 SendGrid's message ids.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import http.client
@@ -41,7 +46,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from receivables.render import render_email
-from receivables.text import one_line, shown
+from receivables.text import has_unsafe_characters, one_line, shown
 
 if TYPE_CHECKING:
     from receivables.config import SendGridConfig, Settings
@@ -73,8 +78,30 @@ RESERVED_HEADERS = frozenset(
 SENDGRID_API = "https://api.sendgrid.com"
 #: A reason stored or logged is cut to this many characters.
 REASON_LENGTH = 500
+#: SendGrid refuses a message over 30 MB, attachments included (base64-encoded, as sent). Both
+#: transports count the text, the HTML and each attachment as SendGrid receives them.
+MAX_MESSAGE_BYTES = 30 * 1000 * 1000
+#: The longest attachment file name (most file systems keep at most 255 bytes).
+MAX_FILENAME_LENGTH = 255
+#: A MIME type as ``type/subtype`` (RFC 6838 characters), nothing around it.
+_CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$", re.I)
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file sent with a message: its name as the recipient sees it (a plain name, never a
+    path), its MIME type (``application/pdf``) and its bytes."""
+
+    filename: str
+    content_type: str
+    content: bytes = field(repr=False)
+
+    @property
+    def encoded_size(self) -> int:
+        """Bytes the file takes in the request: base64, as SendGrid receives it."""
+        return 4 * ((len(self.content) + 2) // 3)
 
 
 @dataclass(frozen=True)
@@ -84,7 +111,8 @@ class OutboundEmail:
     ``category`` names the kind of message (``alert``, ``risk-digest``, ``reminder``) and is sent
     as the first SendGrid category; ``categories`` adds more (at most 10 in all). ``custom_args``
     come back in SendGrid's webhook events; ``send_at`` (unix seconds, at most 72 h ahead)
-    schedules the delivery; ``headers`` are extra headers such as ``List-Unsubscribe``.
+    schedules the delivery; ``headers`` are extra headers such as ``List-Unsubscribe``;
+    ``attachments`` are files sent with it (see :class:`Attachment`).
     """
 
     key: str
@@ -98,6 +126,7 @@ class OutboundEmail:
     send_at: int | None = None
     headers: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     reply_to: str | None = None
+    attachments: tuple[Attachment, ...] = ()
 
     @property
     def all_categories(self) -> tuple[str, ...]:
@@ -173,10 +202,53 @@ def _refuse(email: OutboundEmail, why: str) -> DeliveryError:
     return DeliveryError(safe_reason(f"email {email.key} refused before sending: {why}"))
 
 
+def _attachment_problem(attachment: object, position: int, seen: set[str]) -> str | None:
+    """Why the ``position``-th attachment (from 1) cannot be sent, or None. Reasons name the
+    position, never the file name (it may come from data)."""
+    which = f"attachment {position}"
+    if not isinstance(attachment, Attachment):
+        return f"{which} is not an Attachment"
+    name = attachment.filename
+    if not isinstance(name, str) or not name.strip():
+        return f"{which} has no file name"
+    if name != name.strip() or name in (".", ".."):
+        return f"{which} has a file name with surrounding blanks or a dot name"
+    if "/" in name or "\\" in name:
+        return f"{which} has a file name with a path separator"
+    if has_unsafe_characters(name):
+        return f"{which} has a file name with control or bidirectional characters"
+    if len(name) > MAX_FILENAME_LENGTH:
+        return f"{which} has a file name of {len(name)} characters (at most 255)"
+    if name.lower() in seen:
+        return f"{which} has the same file name as an earlier one"
+    seen.add(name.lower())
+    if not isinstance(attachment.content_type, str) or not _CONTENT_TYPE.match(
+        attachment.content_type
+    ):
+        return f"{which} has no valid MIME type (type/subtype)"
+    if not isinstance(attachment.content, bytes):
+        return f"{which} has content that is not bytes"
+    if not attachment.content:
+        return f"{which} is empty"
+    return None
+
+
+def message_size(email: OutboundEmail) -> int:
+    """Bytes of ``email`` that count towards SendGrid's limit: subject, text and HTML in UTF-8,
+    each attachment base64-encoded."""
+    size = sum(
+        len(part.encode("utf-8", "surrogatepass"))
+        for part in (email.subject, email.text, email.html or "")
+    )
+    return size + sum(a.encoded_size for a in email.attachments if isinstance(a, Attachment))
+
+
 def check_email(email: OutboundEmail, now: float | None = None) -> None:
     """Refuse (:class:`DeliveryError`, not retryable) a message SendGrid would refuse: no
     recipient, more than 10 categories or one over 255 characters, a custom argument or header
-    that is not a string, a reserved header, ``send_at`` more than 72 hours ahead.
+    that is not a string, a reserved header, ``send_at`` more than 72 hours ahead, an
+    attachment without a plain file name (a path separator, a control character), a MIME type
+    or content, or a message over :data:`MAX_MESSAGE_BYTES`.
 
     Both transports check, so the ``.eml`` outbox refuses what SendGrid would."""
     if not email.to:
@@ -203,6 +275,18 @@ def check_email(email: OutboundEmail, now: float | None = None) -> None:
         now = time.time() if now is None else now
         if email.send_at > now + MAX_SEND_AHEAD.total_seconds():
             raise _refuse(email, "send_at is more than 72 hours ahead")
+    seen: set[str] = set()
+    for position, attachment in enumerate(email.attachments, start=1):
+        problem = _attachment_problem(attachment, position, seen)
+        if problem:
+            raise _refuse(email, problem)
+    size = message_size(email)
+    if size > MAX_MESSAGE_BYTES:
+        raise _refuse(
+            email,
+            f"the message takes {size:,} bytes with its attachments encoded; SendGrid accepts "
+            f"at most {MAX_MESSAGE_BYTES:,}",
+        )
 
 
 # --- the .eml outbox --------------------------------------------------------------------------
@@ -215,9 +299,10 @@ def _file_name(key: str) -> str:
 
 
 def build_message(email: OutboundEmail, mail_from: str) -> EmailMessage:
-    """The RFC 5322 message (text, with an HTML alternative when given). What SendGrid would
-    carry outside the message (categories, custom arguments, the scheduled time) is written as
-    ``X-Receivables-*`` headers, so a reader of the ``.eml`` sees it."""
+    """The RFC 5322 message (text, with an HTML alternative when given, and the attachments as
+    parts of a ``multipart/mixed`` message). What SendGrid would carry outside the message
+    (categories, custom arguments, the scheduled time) is written as ``X-Receivables-*``
+    headers, so a reader of the ``.eml`` sees it."""
     message = EmailMessage()
     name, address = parseaddr(mail_from)
     message["From"] = formataddr((name, address))
@@ -247,6 +332,11 @@ def build_message(email: OutboundEmail, mail_from: str) -> EmailMessage:
     message.set_content(email.text)
     if email.html:
         message.add_alternative(email.html, subtype="html")
+    for attachment in email.attachments:
+        maintype, subtype = attachment.content_type.lower().split("/", 1)
+        message.add_attachment(
+            attachment.content, maintype=maintype, subtype=subtype, filename=attachment.filename
+        )
     return message
 
 
@@ -418,10 +508,16 @@ class SendGridTransport:
     def request_body(self, email: OutboundEmail) -> dict[str, Any]:
         """The Mail Send request for ``email``, shaped by the official library's helpers: one
         personalization with every ``to`` address, text then HTML content, categories, custom
-        arguments, ``send_at``, headers and ``reply_to``."""
+        arguments, ``send_at``, headers, ``reply_to`` and the attachments (base64 content, MIME
+        type, file name, disposition ``attachment``)."""
+        from sendgrid.helpers.mail import Attachment as FileAttachment
         from sendgrid.helpers.mail import (
             Category,
             CustomArg,
+            Disposition,
+            FileContent,
+            FileName,
+            FileType,
             From,
             Header,
             HtmlContent,
@@ -454,6 +550,16 @@ class SendGridTransport:
             mail.send_at = SendAt(email.send_at)
         if email.reply_to:
             mail.reply_to = ReplyTo(*_address(email.reply_to))
+        # inserted in front too: added last to first, they keep the message's order
+        for attachment in reversed(email.attachments):
+            mail.add_attachment(
+                FileAttachment(
+                    FileContent(base64.b64encode(attachment.content).decode("ascii")),
+                    FileName(attachment.filename),
+                    FileType(attachment.content_type),
+                    Disposition("attachment"),
+                )
+            )
         return mail.get()
 
     def deliver(self, email: OutboundEmail) -> Delivery:
@@ -661,6 +767,13 @@ def deliver_once(transport: Transport, email: OutboundEmail, claims: Path) -> De
     return delivery
 
 
+def send_email_once(settings: Settings, email: OutboundEmail) -> Delivery:
+    """Send a ready ``email`` (attachments included) at most once per key through
+    :func:`transport_for`; a second call with the same key returns a ``duplicate`` delivery
+    and sends nothing (see :func:`deliver_once`)."""
+    return deliver_once(transport_for(settings), email, settings.outbox_dir / ".sent")
+
+
 def send_once(
     settings: Settings,
     key: str,
@@ -687,4 +800,4 @@ def send_once(
         html=html,
         category=category,
     )
-    return deliver_once(transport_for(settings), email, settings.outbox_dir / ".sent")
+    return send_email_once(settings, email)

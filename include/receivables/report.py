@@ -59,6 +59,28 @@ def _reminder_lines(engine: Engine, as_of: dt.date) -> list[str]:
     return lines
 
 
+def _legal_lines(settings: Settings, engine: Engine, as_of: dt.date) -> list[str]:
+    from receivables.legal.escalation import legal_summary
+
+    summary = legal_summary(engine, as_of)
+    by_status = summary["cases_by_status"]
+    lines = [
+        f"  legal cases: {summary['proposed_today']:,} proposed today, "
+        f"{summary['case_files_today']:,} case file(s) written; all cases by status: "
+        + (", ".join(f"{k} {v:,}" for k, v in by_status.items()) or "none")
+    ]
+    waiting = by_status.get("proposed", 0)
+    if waiting:
+        lines.append(
+            f"    {waiting:,} case(s) wait for a decision: Airflow's Required actions, or "
+            "receivables legal approve|reject CASE_ID"
+        )
+    folder = settings.home / "legal"
+    if folder.exists():
+        lines.append(f"    case files   {folder}")
+    return lines
+
+
 def run_summary(
     settings: Settings, engine: Engine, as_of: dt.date, reports: list, log_file: Path | None
 ) -> str:
@@ -111,6 +133,8 @@ def run_summary(
     lines += _risk_lines(engine, as_of)
     if any(r.dag_id == "collection_reminders" for r in reports):
         lines += _reminder_lines(engine, as_of)
+    if any(r.dag_id == "legal_escalation" for r in reports):
+        lines += _legal_lines(settings, engine, as_of)
     outbox = settings.outbox_dir
     emails = len(list(outbox.glob("*.eml"))) if outbox.exists() else 0
     lines += [
@@ -127,7 +151,8 @@ def run_summary(
     if log_file:
         lines.append(f"    Airflow log  {log_file}")
     lines.append(
-        "  exports: receivables export aging|rejects|scores|warnings|reminders|worklist "
+        "  exports: receivables export "
+        "aging|rejects|scores|warnings|reminders|worklist|legal_cases "
         f"--as-of {as_of} "
         "--out FILE.csv"
     )

@@ -14,7 +14,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
-EXPECTED = {"ledger_ingest", "receivables_risk", "credit_model"}
+EXPECTED = {
+    "ledger_ingest",
+    "receivables_risk",
+    "credit_model",
+    "collection_reminders",
+    "legal_escalation",
+}
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +103,32 @@ def test_assets_chain_the_dags(dagbag):
     assert list(risk.timetable.asset_condition.objects) == [assets.LEDGER]
 
 
+def test_legal_escalation_asks_a_person_per_case(dagbag):
+    from receivables.airflow import assets
+    from receivables.airflow.review import CaseReview
+
+    dag = dagbag.dags["legal_escalation"]
+    assert list(dag.timetable.asset_condition.objects) == [assets.RISK]
+    review = dag.get_task("review_case")
+    assert issubclass(review.operator_class, CaseReview)
+    assert review.upstream_task_ids == {"list_reviews"}
+    assert dag.get_task("list_reviews").upstream_task_ids == {"propose_cases"}
+    opened = dag.get_task("open_cases")
+    assert opened.upstream_task_ids == {"review_case"}
+    # a skipped review (none waiting, or no answer in time) must not stop approved cases
+    assert opened.trigger_rule == "none_failed"
+    assert dag.get_task("summarize_cases").upstream_task_ids == {"open_cases"}
+
+
 def test_ingest_runs_kinds_in_loading_order(dagbag):
     dag = dagbag.dags["ledger_ingest"]
-    order = ["ingest_collectors", "ingest_customers", "ingest_invoices", "ingest_payments"]
+    order = [
+        "ingest_collectors",
+        "ingest_customers",
+        "ingest_invoices",
+        "ingest_payments",
+        "ingest_legal_updates",
+    ]
     for earlier, later in itertools.pairwise(order):
         assert earlier in dag.get_task(later).upstream_task_ids
     for task_id in order:

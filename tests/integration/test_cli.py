@@ -64,7 +64,7 @@ def ran(tmp_path_factory):
                 str(home / f"{name}.csv"),
                 home=home,
             )
-            for name in ("scores", "warnings", "reminders", "worklist")
+            for name in ("scores", "warnings", "reminders", "worklist", "legal_cases")
         },
     }
     return home, steps
@@ -87,6 +87,8 @@ def test_contract_commands_succeed(ran):
     assert "✓ collection_reminders" in out
     assert "reminders: " in out
     assert "sent (via .eml files in the outbox)" in out
+    assert "✓ legal_escalation" in out
+    assert "legal cases: 0 proposed today" in out
 
 
 def test_exports_have_the_contract_columns(ran):
@@ -177,6 +179,28 @@ def test_the_reminders_export_and_preview(ran):
             "kind",
             "cause",
         ]
+    with (home / "legal_cases.csv").open(encoding="utf-8") as f:
+        assert list(csv.DictReader(f).fieldnames or [])[:5] == [
+            "case_id",
+            "customer_id",
+            "opened_on",
+            "amount",
+            "status",
+        ]
+
+
+def test_legal_commands_refuse_clearly(ran):
+    home, _steps = ran
+    missing = cli("legal", "approve", "LC-NOPE", home=home)
+    assert missing.returncode == 1
+    assert "no legal case LC-NOPE" in missing.stderr
+    bad = cli("legal", "update", "LC-NOPE", "recovered", "--amount", "12abc", home=home)
+    assert bad.returncode == 1
+    assert "is not a number" in bad.stderr
+    assert cli("legal", "show", "LC-NOPE", home=home).returncode == 1
+    future = cli("legal", "reject", "LC-NOPE", "--on", "2999-01-01", home=home)
+    assert future.returncode == 1
+    assert "is in the future" in future.stderr
 
 
 def test_a_promise_to_pay_pauses_the_preview(ran):

@@ -246,7 +246,8 @@ def test_discover_lists_rate_files_first(tmp_path):
         "FX_RATES_2024-03.csv",
         "fx_rates_b.xlsx",
     ]
-    assert [Path(p).name for p in found.waiting] == ["legal_updates.csv"]
+    assert [Path(p).name for p in found.by_kind["legal_updates"]] == ["legal_updates.csv"]
+    assert found.waiting == []
 
 
 def test_the_suites_agree_with_the_kinds():

@@ -3,6 +3,7 @@ refuse what SendGrid would refuse; the SendGrid request is shaped by the officia
 
 from __future__ import annotations
 
+import base64
 import email
 import json
 import time
@@ -12,12 +13,15 @@ import pytest
 
 from receivables.config import SendGridConfig, Settings
 from receivables.mail import (
+    MAX_MESSAGE_BYTES,
+    Attachment,
     DeliveryError,
     EmlTransport,
     FileOutbox,
     OutboundEmail,
     SendGridTransport,
     check_email,
+    message_size,
     safe_reason,
     send_once,
     transport_for,
@@ -260,3 +264,130 @@ def test_a_reason_never_carries_an_address_or_a_key():
     assert "\n" not in reason
     assert len(reason) <= 500
     assert reason.startswith("to <address> with key <api key> refused")
+
+
+# --- attachments ------------------------------------------------------------------------------
+
+PDF = b"%PDF-1.7\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"
+
+
+def _with_files(*files: Attachment, **changes) -> OutboundEmail:
+    return _reminder(
+        key="legal-case/LC-1",
+        category="legal",
+        categories=(),
+        custom_args={},
+        send_at=None,
+        headers={},
+        attachments=files
+        or (
+            Attachment("case-file-LC-1.pdf", "application/pdf", PDF),
+            Attachment("催款函.pdf", "application/pdf", PDF[::-1]),
+        ),
+        **changes,
+    )
+
+
+def test_the_eml_carries_the_attachments(tmp_path):
+    outbox = EmlTransport(tmp_path, "Ops <ops@x.example.com>")
+    delivery = outbox.deliver(_with_files())
+    with open(delivery.location, "rb") as f:
+        parsed = email.message_from_binary_file(f, policy=email_policy.default)
+    assert parsed.get_content_type() == "multipart/mixed"
+    files = [
+        (part.get_filename(), part.get_content_type(), part.get_content_disposition())
+        for part in parsed.iter_attachments()
+    ]
+    assert files == [
+        ("case-file-LC-1.pdf", "application/pdf", "attachment"),
+        ("催款函.pdf", "application/pdf", "attachment"),
+    ]
+    contents = [part.get_content() for part in parsed.iter_attachments()]
+    assert contents == [PDF, PDF[::-1]]  # byte for byte
+    assert (
+        parsed.get_body(("plain",)).get_content().strip() == "尊敬的客户，发票 INV-1 已逾期 5 天。"
+    )
+    assert "INV-1" in parsed.get_body(("html",)).get_content()
+
+
+def test_sendgrid_gets_the_attachments_base64_encoded():
+    transport = SendGridTransport(SendGridConfig(api_key="SG.test"), "ar@ar.example.com")
+    body = transport.request_body(_with_files())
+    assert body["attachments"] == [
+        {
+            "content": base64.b64encode(PDF).decode("ascii"),
+            "type": "application/pdf",
+            "filename": "case-file-LC-1.pdf",
+            "disposition": "attachment",
+        },
+        {
+            "content": base64.b64encode(PDF[::-1]).decode("ascii"),
+            "type": "application/pdf",
+            "filename": "催款函.pdf",
+            "disposition": "attachment",
+        },
+    ]
+    assert "attachments" not in transport.request_body(_message())
+
+
+def test_attachments_pass_sendgrids_contract(sendgrid_mock):
+    transport = SendGridTransport(
+        SendGridConfig(api_key="SG.contract-test", host=sendgrid_mock),
+        "Receivables <ar@ar.example.com>",
+        max_attempts=1,
+    )
+    assert transport.deliver(_with_files()).status == "sent"
+
+
+@pytest.mark.parametrize(
+    ("attachment", "why"),
+    [
+        (Attachment("../etc/passwd", "application/pdf", PDF), "path separator"),
+        (Attachment("a/b.pdf", "application/pdf", PDF), "path separator"),
+        (Attachment("C:\\temp\\x.pdf", "application/pdf", PDF), "path separator"),
+        (Attachment("x\x00.pdf", "application/pdf", PDF), "control or bidirectional"),
+        (Attachment("x\r\nBcc: a.pdf", "application/pdf", PDF), "control or bidirectional"),
+        (Attachment("fdp.\u202eexe", "application/pdf", PDF), "control or bidirectional"),
+        (Attachment("", "application/pdf", PDF), "no file name"),
+        (Attachment(" x.pdf", "application/pdf", PDF), "surrounding blanks"),
+        (Attachment("..", "application/pdf", PDF), "dot name"),
+        (Attachment("x" * 252 + ".pdf", "application/pdf", PDF), "256 characters"),
+        (Attachment("x.pdf", "pdf", PDF), "MIME type"),
+        (Attachment("x.pdf", "application/pdf\r\nX-Evil: 1", PDF), "MIME type"),
+        (Attachment("x.pdf", "application/pdf", b""), "is empty"),
+        (Attachment("x.pdf", "application/pdf", "text"), "not bytes"),
+    ],
+)
+def test_a_bad_attachment_is_refused_by_both_transports(attachment, why, tmp_path):
+    message = _with_files(attachment)
+    with pytest.raises(DeliveryError) as refused:
+        check_email(message)
+    assert why in refused.value.reason
+    assert "attachment 1" in refused.value.reason
+    assert not refused.value.retryable
+    with pytest.raises(DeliveryError, match="refused before sending"):
+        EmlTransport(tmp_path, "ops@x.example.com").deliver(message)
+    assert not list(tmp_path.iterdir())
+    transport = SendGridTransport(SendGridConfig(api_key="SG.test"), "ar@ar.example.com")
+    with pytest.raises(DeliveryError, match=why):
+        transport.request_body(message)
+
+
+def test_two_attachments_may_not_share_a_name():
+    twice = _with_files(
+        Attachment("x.pdf", "application/pdf", PDF), Attachment("X.PDF", "application/pdf", PDF)
+    )
+    with pytest.raises(DeliveryError, match="attachment 2 has the same file name"):
+        check_email(twice)
+
+
+def test_a_message_over_sendgrids_size_limit_is_refused():
+    # base64 makes 3 bytes 4: what fits raw may not fit encoded
+    raw = MAX_MESSAGE_BYTES * 3 // 4
+    small = _with_files(Attachment("a.pdf", "application/pdf", bytes(raw - 3000)))
+    assert message_size(small) <= MAX_MESSAGE_BYTES
+    check_email(small)
+    large = _with_files(Attachment("a.pdf", "application/pdf", bytes(raw + 3)))
+    assert message_size(large) > MAX_MESSAGE_BYTES
+    with pytest.raises(DeliveryError, match="at most 30,000,000"):
+        check_email(large)

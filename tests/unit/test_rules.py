@@ -710,6 +710,15 @@ GOOD_ROWS: dict[str, dict[str, str]] = {
         "amount": "100",
         "method": "bank transfer",
     },
+    "legal_updates": {
+        "case_id": "LC-1",
+        "status": "Written Off",
+        "date": "2024/03/01",
+        "amount": "1,000.00",
+        "currency": "cny",
+        "note": "line one\r\nline two",
+        "actor": "Legal team",
+    },
 }
 
 STAGED_GOOD: dict[str, dict[str, object]] = {
@@ -754,6 +763,16 @@ STAGED_GOOD: dict[str, dict[str, object]] = {
         "paid_date": dt.date(2024, 3, 10),
         "amount_cents": 10000,
         "method": "bank transfer",
+    },
+    "legal_updates": {
+        "case_id": "LC-1",
+        "status": "written_off",
+        "date": dt.date(2024, 3, 1),
+        "amount_cents": 100000,
+        "currency": "CNY",
+        "note": "line one\r\nline two",
+        "actor": "Legal team",
+        "step_id": "LC-1 written_off",
     },
 }
 
@@ -1244,7 +1263,7 @@ def test_fx_rates_is_a_kind_loaded_first():
     assert kind_for("fx_rates.parquet") is KINDS["fx_rates"]
     assert not any("fx_rates".startswith(prefix) for prefix in RESERVED_PREFIXES)
     order = [k.name for k in ordered_kinds()]
-    assert order == ["fx_rates", "collectors", "customers", "invoices", "payments"]
+    assert order == ["fx_rates", "collectors", "customers", "invoices", "payments", "legal_updates"]
 
 
 def test_fx_rates_id_is_derived_from_date_and_currency():

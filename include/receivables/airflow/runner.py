@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 #: Runs on the first day of a month, after the ingest and before the risk DAG scores.
 MONTHLY_DAG = "credit_model"
 QUARTERLY_DAG = "quarterly_evaluation"
+#: Asks a person about each proposed case: ``run_dag`` answers through Airflow's API.
+LEGAL_DAG = "legal_escalation"
 
 
 def dags_for(day: dt.date) -> list[str]:
@@ -34,7 +36,7 @@ def dags_for(day: dt.date) -> list[str]:
     plan = ["ledger_ingest"]
     if day.day == 1:
         plan.append(MONTHLY_DAG)
-    plan += ["receivables_risk", "collection_reminders"]
+    plan += ["receivables_risk", "collection_reminders", LEGAL_DAG]
     if day.day == 1 and day.month in (1, 4, 7, 10):
         plan.append(QUARTERLY_DAG)
     return [d for d in plan if (DAGS_DIR / f"{d}.py").exists()]
@@ -159,12 +161,34 @@ def run_dag(
     logical_date: dt.datetime,
     conf: dict | None = None,
     log_file: Path | None = None,
+    legal_review: str = "later",
 ) -> DagRunReport:
-    """Run one DAG for ``logical_date`` with ``DAG.test()`` and report every task's state."""
+    """Run one DAG for ``logical_date`` with ``DAG.test()`` and report every task's state.
+
+    The legal DAG's reviews are answered ``legal_review`` (``approve``, ``reject`` or
+    ``later``) through Airflow's REST API while it runs (see
+    :mod:`receivables.airflow.approvals`): ``DAG.test()`` alone would wait for a person
+    forever."""
+    from receivables.airflow.approvals import ReviewAnswerer, ReviewError, test_run_id
+
     started = time.monotonic()
+    run_after = dt.datetime.now(dt.UTC)
+    answerer = None
+    if dag_id == LEGAL_DAG:
+        answerer = ReviewAnswerer(dag_id, test_run_id(logical_date, run_after), legal_review)
     with output_to(log_file):
         dag = load_dag(dag_id)
-        dag_run = dag.test(logical_date=logical_date, run_conf=conf or {})
+        if answerer:
+            answerer.start()
+        try:
+            dag_run = dag.test(logical_date=logical_date, run_after=run_after, run_conf=conf or {})
+        except KeyboardInterrupt:
+            if answerer and answerer.errors:
+                raise ReviewError(answerer.errors[-1]) from None
+            raise
+        finally:
+            if answerer:
+                answerer.stop()
         tasks = sorted(
             (ti.task_id, ti.map_index, _state(ti.state)) for ti in dag_run.get_task_instances()
         )

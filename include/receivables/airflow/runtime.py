@@ -113,3 +113,11 @@ def send_reminder_batch(batch: dict[str, Any]) -> dict[str, Any]:
         as_of=dt.date.fromisoformat(batch["as_of"]),
         batch=int(batch["batch"]),
     )
+
+
+def legal_reviews() -> list[dict[str, Any]]:
+    """The cases waiting for a decision: one mapped review task each."""
+    context = get_current_context()
+    current = settings()
+    dates = resolve_as_of_dates(context, current.timezone)
+    return jobs.legal_cases_to_review(settings=current, db_url=warehouse_url(current), dates=dates)

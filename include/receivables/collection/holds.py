@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from receivables.collection.compliance import COUNTED_STATUSES
+from receivables.legal.lifecycle import OPEN_STATUSES as OPEN_CASE_STATUSES
 from receivables.warehouse.schema import (
     customer_feedback,
     legal_cases,
@@ -19,9 +20,6 @@ from receivables.warehouse.schema import (
     reminders,
     suppressions,
 )
-
-#: Legal-case statuses during which collection stops.
-OPEN_CASE_STATUSES = ("approved", "filed", "judgment")
 
 
 def _date(value) -> dt.date:

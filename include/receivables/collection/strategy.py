@@ -9,6 +9,8 @@ checked when loaded; a bad one is refused naming its key.
 from __future__ import annotations
 
 import datetime as dt
+import re
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 
@@ -145,6 +147,51 @@ class Payment(_Strict):
         return _localized(v, f"payment.{info.field_name}")
 
 
+class LateInterest(_Strict):
+    """Late interest claimed on each invoice from its due date (simple interest, actual/365)."""
+
+    annual_rate: Decimal = Field(ge=0, le=1)
+
+
+class Legal(_Strict):
+    """When collection gives up and a case goes to the legal team, and who approves it."""
+
+    #: the customer's worst open invoice must be at least this many days past due
+    min_days_past_due: int = Field(default=90, ge=1, le=3650)
+    #: the claim (per currency) must reach this; a currency not listed is never escalated
+    min_outstanding: dict[str, Decimal] = Field(default_factory=lambda: {"CNY": Decimal(10000)})
+    #: the final notice must have been sent (and not bounced) at least this many days before
+    final_notice_stage: str = "final_notice"
+    final_notice_days: int = Field(default=10, ge=0, le=365)
+    #: claims below this (per currency) are approved without a person; absent: never
+    auto_approve_below: dict[str, Decimal] = Field(default_factory=dict)
+    #: how long a proposed case waits for a decision in Airflow before it is left proposed
+    review_hours: int = Field(default=72, ge=1, le=24 * 30)
+    #: a rejected customer is not proposed again before this many days
+    rejected_cooldown_days: int = Field(default=30, ge=0, le=3650)
+    late_interest: LateInterest | None = None
+    #: who receives the case files
+    recipients: tuple[str, ...] = Field(min_length=1)
+
+    @field_validator("min_outstanding", "auto_approve_below")
+    @classmethod
+    def _amounts(cls, v: dict[str, Decimal], info) -> dict[str, Decimal]:
+        for currency, amount in v.items():
+            if not re.fullmatch(r"[A-Z]{3}", currency):
+                raise ValueError(f"legal.{info.field_name}: {currency!r} is not a currency code")
+            if amount < 0:
+                raise ValueError(f"legal.{info.field_name}.{currency}: must not be negative")
+        return v
+
+    @field_validator("recipients")
+    @classmethod
+    def _recipients(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [a for a in v if not re.fullmatch(r"[^@\s;,]+@[^@\s;,]+\.[^@\s;,]+", a)]
+        if bad:
+            raise ValueError(f"legal.recipients: not an email address: {bad}")
+        return v
+
+
 class Strategy(_Strict):
     """The whole dunning strategy."""
 
@@ -156,6 +203,8 @@ class Strategy(_Strict):
     sending: Sending = Field(default_factory=Sending)
     contact_details: ContactDetails
     payment: Payment
+    #: absent: no customer is ever proposed for a legal case
+    legal: Legal | None = None
 
     @model_validator(mode="after")
     def _ladders(self) -> Strategy:
@@ -176,6 +225,10 @@ class Strategy(_Strict):
             raise ValueError(f"early_collection.stages: days must rise strictly, got {days}")
         if any(s.mentions_legal and s.days_past_due < 1 for s in self.stages):
             raise ValueError("stages: only a stage past the due date may mention legal action")
+        if self.legal and self.legal.final_notice_stage not in names:
+            raise ValueError(
+                f"legal.final_notice_stage: {self.legal.final_notice_stage!r} is not a stage"
+            )
         return self
 
     def ladder(self, early: bool) -> list[tuple[Stage, int]]:

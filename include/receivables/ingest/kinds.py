@@ -20,6 +20,7 @@ COLUMN_TYPES = (
     "timezone",
     "currency",
     "rate",
+    "choice",
 )
 
 
@@ -39,10 +40,16 @@ class Column:
     #: a column not read from the file but built from these columns of the same row (a
     #: composite id, e.g. "<rate_date> <currency>"): it is staged, never expected in the file
     derived_from: tuple[str, ...] = ()
+    #: choice columns: the values a file may write (canonical, lower case)
+    choices: tuple[str, ...] = ()
+    #: choice columns: added to the reason of a refused value, e.g. why a value is not offered
+    choices_note: str = ""
 
     def __post_init__(self) -> None:
         if self.type not in COLUMN_TYPES:
             raise ValueError(f"column {self.name}: unknown type {self.type!r}")
+        if (self.type == "choice") != bool(self.choices):
+            raise ValueError(f"column {self.name}: choices go with (and only with) type choice")
         if self.multiline and self.type != "text":
             raise ValueError(f"column {self.name}: only text columns may be multiline")
         if self.derived_from and (self.type != "id" or self.required):
@@ -67,11 +74,14 @@ class FileKind:
     id_column: str
     columns: tuple[Column, ...]
     #: loading order within one drop: customers before their invoices, invoices before payments
-    #: (exchange rates first: they refer to nothing)
+    #: (exchange rates first: they refer to nothing; legal updates last, after the ledger)
     order: int
     description: str = ""
     #: (earlier, later) date columns whose order every row must respect
     date_order: tuple[tuple[str, str], ...] = ()
+    #: warehouse tables a load writes (their statistics are refreshed after it); empty: the
+    #: table named like the kind
+    tables: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         known = {c.name for c in self.columns}
@@ -92,6 +102,11 @@ class FileKind:
         columns are not among them)."""
         return tuple(c.name for c in self.columns if not c.derived_from)
 
+    @property
+    def written_tables(self) -> tuple[str, ...]:
+        """The warehouse tables a load of this kind writes."""
+        return self.tables or (self.name,)
+
     def column(self, name: str) -> Column:
         """The column called ``name``."""
         for c in self.columns:
@@ -99,6 +114,12 @@ class FileKind:
                 return c
         raise KeyError(name)
 
+
+#: The steps of a legal case a ``legal_updates`` file may record: what happens once a case is
+#: approved (filed in court, judged, recovered, settled, written off, closed). Approving or
+#: rejecting a case is the institution's decision, taken in its review (by a person, recorded
+#: with who decided, or automatically under a configured amount), never by an update file.
+FILE_STATUSES = ("filed", "judgment", "recovered", "settled", "written_off", "closed")
 
 KINDS: dict[str, FileKind] = {
     kind.name: kind
@@ -176,11 +197,40 @@ KINDS: dict[str, FileKind] = {
                 Column("method", "text", max_length=64),
             ),
         ),
+        FileKind(
+            name="legal_updates",
+            id_column="step_id",
+            order=4,
+            description="steps of legal cases reported by the legal team, applied in file order "
+            "through the case lifecycle (receivables.ingest.legal_updates)",
+            tables=("legal_cases", "legal_case_events"),
+            columns=(
+                Column("case_id", "id", required=True, max_length=64),
+                Column(
+                    "status",
+                    "choice",
+                    required=True,
+                    choices=FILE_STATUSES,
+                    choices_note="a case is approved or rejected in its legal review, never by "
+                    "a file",
+                ),
+                Column("date", "date", required=True),
+                Column("amount", "amount"),
+                # the case's currency, when the file states it: a check, never a conversion
+                Column("currency", "currency"),
+                Column("note", "text", max_length=2000, multiline=True),
+                Column("actor", "text"),
+                # a case takes each status once: "<case_id> <status>" names the row, and a step
+                # written twice in one file holds back both copies
+                Column("step_id", "id", derived_from=("case_id", "status")),
+            ),
+        ),
     )
 }
 
-#: Prefixes the contract reserves for later kinds: such files wait in the inbox untouched.
-RESERVED_PREFIXES = ("legal_updates",)
+#: Prefixes reserved for kinds this version does not handle: such files wait in the inbox
+#: untouched (none at present).
+RESERVED_PREFIXES: tuple[str, ...] = ()
 
 FORMATS = {".csv": "csv", ".xlsx": "xlsx", ".parquet": "parquet"}
 

@@ -57,6 +57,7 @@ from receivables.ingest.kinds import (
     kind_for,
     ordered_kinds,
 )
+from receivables.ingest.legal_updates import CasesChanged
 from receivables.ingest.names import (
     path_from_token,
     path_token,
@@ -652,10 +653,15 @@ class FileIngest:
         )
         return self._reject(source, kind, started, refusal)
 
-    def _check_params(self) -> dict[str, Any]:
-        """What the set-based checks may bind: the policy's reporting currency (exchange rates
-        are expressed in it, so its own rate must be 1)."""
-        return {"reporting_currency": self.settings.policy.currency.reporting_currency}
+    def _check_params(self, source: _Source) -> dict[str, Any]:
+        """What the checks may use: the policy's reporting currency (exchange rates are
+        expressed in it, so its own rate must be 1); the run's business date and the file's
+        name (a legal update's step cannot be dated later, and names its file)."""
+        return {
+            "reporting_currency": self.settings.policy.currency.reporting_currency,
+            "as_of": self.as_of,
+            "file_name": source.shown,
+        }
 
     def _changed(self, source: _Source) -> bool:
         try:
@@ -750,7 +756,7 @@ class FileIngest:
         with watch.stage("stage"):
             staging.index()
         with watch.stage("set_checks"):
-            problems.append(staging.run_checks(self._check_params()))
+            problems.append(staging.run_checks(self._check_params(source)))
             staged_rows, held = staging.counts()
         if staged_rows + len(malformed) != rows_read:
             raise RuntimeError(
@@ -801,6 +807,12 @@ class FileIngest:
                         quarantined_rows.insert(),
                         [{**row, "file_id": file_id} for row in problem_rows],
                     )
+        except CasesChanged as exc:
+            log.warning("%s: %s", source.shown, exc)
+            raise _Skip(
+                "the legal cases it updates changed while it was being loaded: nothing of it "
+                "was loaded; left in the inbox for the next run"
+            ) from None
         except sa.exc.IntegrityError:
             earlier = self._loaded_record(source.sha)
             if earlier is None:
@@ -820,7 +832,7 @@ class FileIngest:
                 problem,
             )
         with watch.stage("merge"):
-            refresh_statistics(self.engine, kind.name)
+            refresh_statistics(self.engine, *kind.written_tables)
         log.info(
             "%s: %d read = %d loaded + %d quarantined; archived as %s (%.1f s: %s)",
             source.shown,

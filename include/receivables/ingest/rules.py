@@ -434,6 +434,18 @@ def parse_currency(values: pa.Array, column: Column | None = None) -> Parsed:
     return Parsed(upper, [(_present(values) & ~_mask(known), REASON_CURRENCY)])
 
 
+def parse_choice(values: pa.Array, column: Column) -> Parsed:
+    """One of the column's ``choices``, in any case, blanks and hyphens read as underscores
+    ("Written off" is ``written_off``); stored in that canonical form. A refused value's reason
+    lists the choices and the column's ``choices_note``."""
+    key = pc.replace_substring_regex(pc.utf8_lower(values), r"[\s-]+", "_")
+    known = pc.is_in(key, value_set=pa.array(column.choices, pa.string()))
+    reason = f"not one of {', '.join(column.choices)}"
+    if column.choices_note:
+        reason += f" ({column.choices_note})"
+    return Parsed(key, [(_present(values) & ~_mask(known), reason)])
+
+
 PARSERS = {
     "id": parse_id,
     "text": parse_text,
@@ -445,6 +457,7 @@ PARSERS = {
     "timezone": parse_timezone,
     "currency": parse_currency,
     "rate": parse_rate,
+    "choice": parse_choice,
 }
 
 _ARROW_TYPES = {"date": pa.date32(), "amount": pa.int64(), "bool": pa.bool_(), "rate": pa.int64()}

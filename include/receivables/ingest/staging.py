@@ -11,6 +11,11 @@ PostgreSQL it is UNLOGGED and filled with ``COPY``; on SQLite it is filled with 
 The view of the good rows that Great Expectations validates keeps one name per kind,
 ``stg_ingest_<kind>_good``: GX registers the view once, by name, as a table asset of its
 project. Each attempt replaces it, under the writer lock.
+
+Most kinds merge with SQL (``sql/ingest/merge_<kind>.sql``). A kind whose rows are steps, each
+legal only after the ones before it (``legal_updates``: see
+:mod:`receivables.ingest.legal_updates`), is rehearsed row by row as its last check and taken
+row by row, in file order, as its merge.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from receivables.ingest import legal_updates
 from receivables.ingest.kinds import FileKind
 from receivables.ingest.rules import PROBLEM_SCHEMA
 from receivables.paths import SQL_DIR
@@ -43,6 +49,11 @@ _SQL_TYPES = {"date": sa.Date, "amount": sa.BigInteger, "bool": sa.Boolean, "rat
 
 #: Every staging table and view starts with this.
 PREFIX = "stg_ingest_"
+
+#: Kinds whose rows are taken one by one in file order (see the module's docstring).
+STEPWISE = {"legal_updates": legal_updates}
+#: Row numbers bound in one statement (SQLite allows a limited number of parameters).
+_HELD_PER_STATEMENT = 500
 
 
 def staging_name(kind: FileKind) -> str:
@@ -152,7 +163,9 @@ class Staging:
     def run_checks(self, params: Mapping[str, Any] | None = None) -> pa.Table:
         """Run the set-based checks; hold back the rows they name; return their problems.
 
-        ``params`` are bound in the checks that name them (e.g. ``:reporting_currency``)."""
+        ``params`` are bound in the checks that name them (e.g. ``:reporting_currency``); a
+        stepwise kind's rehearsal takes ``as_of`` (the run's business date) and ``file_name``
+        (the file's name as shown)."""
         found: list[pa.Table] = []
         checks = [("ingest/check_duplicates.sql", {"id": self.kind.id_column})]
         own = f"ingest/checks_{self.kind.name}.sql"  # checks against the warehouse, if any
@@ -190,6 +203,23 @@ class Staging:
                             schema=PROBLEM_SCHEMA,
                         )
                     )
+        stepwise = STEPWISE.get(self.kind.name)
+        if stepwise is not None:  # last: it judges the rows every other check let through
+            params = params or {}
+            problems = stepwise.rehearse(
+                self.engine, self.table, params["as_of"], params["file_name"]
+            )
+            if problems.num_rows:
+                numbers = problems.column("row_number").to_pylist()
+                with self.engine.begin() as conn:
+                    for start in range(0, len(numbers), _HELD_PER_STATEMENT):
+                        chunk = numbers[start : start + _HELD_PER_STATEMENT]
+                        conn.execute(
+                            sa.update(self.table)
+                            .where(self.table.c.row_number.in_(chunk))
+                            .values(held=True)
+                        )
+                found.append(problems)
         return pa.concat_tables(found) if found else PROBLEM_SCHEMA.empty_table()
 
     def counts(self) -> tuple[int, int]:
@@ -219,7 +249,11 @@ class Staging:
 
     def merge(self, conn: Connection, file_id: int, defaults: dict[str, str]) -> int:
         """Upsert the good rows into the warehouse inside ``conn``'s transaction; return rows
-        written (updated + inserted)."""
+        written (updated + inserted). A stepwise kind's rows are taken in file order instead
+        (rows whose step is recorded already count as written)."""
+        stepwise = STEPWISE.get(self.kind.name)
+        if stepwise is not None:
+            return stepwise.apply_rows(conn, self.table, file_id)
         params = {"file_id": file_id, **defaults}
         results = sqlfiles.execute(
             conn, f"ingest/merge_{self.kind.name}.sql", params, stg=self.name

@@ -478,15 +478,73 @@ promises_to_pay = sa.Table(
     comment="promises to pay: collection pauses from promised_on until pay_by",
 )
 
+#: A legal case's life: proposed by the selection rules, approved or rejected by a person (or
+#: approved automatically under a configured amount), filed in court, judged, and ended by a
+#: recovery, a settlement, a write-off or closing. See ``receivables.legal.lifecycle``.
+CASE_STATUSES = (
+    "proposed",
+    "approved",
+    "rejected",
+    "filed",
+    "judgment",
+    "recovered",
+    "settled",
+    "written_off",
+    "closed",
+)
+
 legal_cases = sa.Table(
     "legal_cases",
     metadata,
     sa.Column("case_id", ID, primary_key=True),
     sa.Column("customer_id", ID, nullable=False, index=True),
-    sa.Column("opened_on", sa.Date, nullable=False),
-    sa.Column("amount", TOTAL, nullable=False),
+    sa.Column("opened_on", sa.Date, nullable=False, comment="the as-of date that proposed it"),
+    sa.Column("amount", TOTAL, nullable=False, comment="claimed: principal + interest"),
     sa.Column("currency", CURRENCY, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("updated_on", sa.Date, nullable=False),
+    sa.Column("principal", TOTAL, comment="outstanding of the claimed invoices at escalation"),
+    sa.Column("interest", TOTAL, comment="late interest claimed (0 when not configured)"),
+    sa.Column("worst_days_past_due", sa.Integer),
+    sa.Column("rules", sa.Text, comment="the selection rule results that proposed it (JSON)"),
+    sa.Column("decided_by", sa.String(255), comment="who approved or rejected it"),
+    sa.Column("decided_at", sa.DateTime(timezone=True)),
+    sa.Column("decision_note", sa.Text),
+    sa.Column("recovered_amount", TOTAL, comment="recovered or settled"),
+    sa.Column("written_off_amount", TOTAL),
+    sa.Column("case_file", sa.Text, comment="folder of its case file under RECEIVABLES_HOME"),
+    sa.Column("strategy_version", sa.String(64)),
+    sa.CheckConstraint(
+        "status IN ('proposed', 'approved', 'rejected', 'filed', 'judgment', 'recovered', "
+        "'settled', 'written_off', 'closed')",
+        name="status",
+    ),
     comment="legal cases; reminders stop while one is open (approved, filed, judgment)",
+)
+
+legal_case_events = sa.Table(
+    "legal_case_events",
+    metadata,
+    sa.Column("event_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("case_id", ID, nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False, comment="the status it moved to"),
+    sa.Column("occurred_on", sa.Date, nullable=False),
+    sa.Column("amount", TOTAL, comment="recovered, settled or written off"),
+    sa.Column("note", sa.Text),
+    sa.Column("actor", sa.String(255), comment="a person, or the rule that decided"),
+    sa.Column("source", sa.String(255), nullable=False, comment="selection, review, cli, a file"),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    comment="every step of every legal case, in order",
+)
+
+legal_case_invoices = sa.Table(
+    "legal_case_invoices",
+    metadata,
+    sa.Column("case_id", ID, primary_key=True),
+    sa.Column("invoice_id", ID, primary_key=True),
+    sa.Column("due_date", sa.Date, nullable=False),
+    sa.Column("days_past_due", sa.Integer, nullable=False, comment="at escalation"),
+    sa.Column("outstanding", Money, nullable=False, comment="at escalation"),
+    sa.Column("interest", Money, nullable=False),
+    comment="the invoices a legal case claims, as they stood at escalation",
 )

@@ -1,0 +1,34 @@
+"""The legal review operator: two options and a note; no answer in time leaves the case
+proposed (the task is skipped, never failed: the other cases of the run go on)."""
+
+from __future__ import annotations
+
+import pytest
+from airflow.sdk.exceptions import AirflowSkipException
+
+from receivables.airflow.review import APPROVE, REJECT, CaseReview
+
+
+def review() -> CaseReview:
+    return CaseReview(
+        task_id="review_case", case_id="LC-20250701-0001", as_of="2025-07-01", subject="Case"
+    )
+
+
+def test_a_review_offers_approve_or_reject_and_a_note():
+    task = review()
+    assert task.options == [APPROVE, REJECT]
+    assert task.multiple is False
+    assert set(task.params) == {"note"}
+
+
+def test_no_answer_in_time_skips_the_review():
+    timeout = {"error": "The response timeout has passed", "error_type": "timeout"}
+    with pytest.raises(AirflowSkipException, match="LC-20250701-0001 in time: it stays proposed"):
+        review().execute_complete({}, timeout)
+
+
+def test_any_other_error_still_fails_the_review():
+    with pytest.raises(Exception, match="broken") as caught:
+        review().execute_complete({}, {"error": "broken", "error_type": "unknown"})
+    assert not isinstance(caught.value, AirflowSkipException)
