@@ -332,6 +332,10 @@ def legal() -> None:
     """Legal cases: decide a proposed case, record what happened to it, show its history."""
 
 
+#: The longest note kept with a step of a legal case.
+NOTE_LENGTH = 2000
+
+
 def _case_step(
     case_id: str, status: str, on: dt.date | None, amount: str | None, note: str
 ) -> None:
@@ -339,16 +343,24 @@ def _case_step(
 
     from receivables.dates import today_in
     from receivables.legal.lifecycle import LifecycleError, Step, apply
+    from receivables.text import excerpt
 
     settings = _settings()
     value = None
     if amount is not None:
+        shown_amount = excerpt(amount, 32)
         try:
             value = Decimal(amount.replace(",", "").strip())
+            exact = value.is_finite() and value == value.quantize(Decimal("0.01"))
         except InvalidOperation:
-            raise click.ClickException(f"--amount {amount!r} is not a number") from None
-        if not value.is_finite() or value != value.quantize(Decimal("0.01")):
-            raise click.ClickException(f"--amount {amount!r}: at most two decimals")
+            raise click.ClickException(f"--amount {shown_amount} is not a number") from None
+        if not exact or value.adjusted() >= 15:
+            raise click.ClickException(
+                f"--amount {shown_amount}: expected an amount with at most two decimals and "
+                "below 10^15"
+            )
+    if len(note) > NOTE_LENGTH:
+        raise click.ClickException(f"--note is {len(note):,} characters (at most {NOTE_LENGTH})")
     today = today_in(settings.timezone)
     day = on or today
     if day > today:

@@ -197,6 +197,10 @@ def test_legal_commands_refuse_clearly(ran):
     bad = cli("legal", "update", "LC-NOPE", "recovered", "--amount", "12abc", home=home)
     assert bad.returncode == 1
     assert "is not a number" in bad.stderr
+    for amount in ("1e400", "NaN", "12.345", "-Infinity"):
+        odd = cli("legal", "update", "LC-NOPE", "settled", "--amount", amount, home=home)
+        assert odd.returncode == 1, amount
+        assert "Traceback" not in odd.stderr
     assert cli("legal", "show", "LC-NOPE", home=home).returncode == 1
     future = cli("legal", "reject", "LC-NOPE", "--on", "2999-01-01", home=home)
     assert future.returncode == 1

@@ -12,10 +12,17 @@ from email import policy as email_policy
 import pytest
 
 from receivables.dates import start_of_business_day
+from receivables.legal.casefile import CJK_FONT_PACKAGE, cjk_fonts
 from receivables.warehouse.db import create_engine
 from receivables.warehouse.migrate import upgrade
 from receivables.warehouse.schema import legal_case_events, legal_cases
 from tests.collection_data import age, customer, invoice, load, sent_before, table
+
+# the customers are Chinese companies: their case files need a font covering Chinese
+pytestmark = pytest.mark.skipif(
+    not cjk_fonts(),
+    reason=f"no font covering Chinese (fc-list :lang=zh is empty): install {CJK_FONT_PACKAGE}",
+)
 
 AS_OF = dt.date(2025, 7, 1)
 TZ = "Asia/Shanghai"
