@@ -61,6 +61,7 @@ from receivables.collection.letters import BABEL_LOCALES
 from receivables.collection.strategy import Strategy
 from receivables.config import DEFAULT_BUCKETS, DEFAULT_TIMEZONE, Band
 from receivables.legal import lifecycle
+from receivables.legal.selection import RuleResult
 from receivables.mail import Attachment, OutboundEmail
 from receivables.render import render, render_email
 from receivables.text import excerpt, one_line
@@ -117,15 +118,6 @@ class CaseFileError(ValueError):
 
 
 # --- what a case file shows ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RuleResult:
-    """One selection rule's verdict on the customer when the case was proposed."""
-
-    rule: str
-    passed: bool
-    detail: str
 
 
 @dataclass(frozen=True)
