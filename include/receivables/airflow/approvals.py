@@ -32,20 +32,21 @@ USER = "receivables-run"
 API = "/api/v2"
 #: Seconds of failing to answer after which the run is interrupted rather than left waiting.
 GIVE_UP_AFTER = 60.0
+#: Seconds within which ``DAG.test()`` creates its run (it parses and syncs the DAG first).
+RUN_APPEARS_WITHIN = 300.0
 
 
 class ReviewError(RuntimeError):
     """The legal reviews could not be answered: the run was stopped instead of waiting."""
 
 
-class ReviewAnswerer(threading.Thread):
+class ReviewAnswerer:
     """Answers every review task of one DAG run (``run_id``) that waits for input, until
     stopped."""
 
     def __init__(self, dag_id: str, run_id: str, decision: str, interval: float = 0.5) -> None:
         if decision not in DECISIONS:
             raise ValueError(f"unknown decision {decision!r}: expected one of {DECISIONS}")
-        super().__init__(name=f"answer-{dag_id}", daemon=True)
         self.dag_id = dag_id
         #: only this run's reviews: other runs' cases (the scheduler's, say, in a shared
         #: metadata database) wait for the people they were meant for
@@ -55,12 +56,17 @@ class ReviewAnswerer(threading.Thread):
         self.answered: list[dict[str, Any]] = []
         self.errors: list[str] = []
         self._halt = threading.Event()
+        self._created_at = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name=f"answer-{dag_id}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
 
     def stop(self) -> None:
         self._halt.set()
-        self.join(timeout=30)
+        self._thread.join(timeout=30)
 
-    def run(self) -> None:
+    def _run(self) -> None:
         try:
             client = _client()
         except Exception as exc:
@@ -90,6 +96,10 @@ class ReviewAnswerer(threading.Thread):
             f"{API}/dags/{self.dag_id}/dagRuns/{quote(self.run_id, safe='')}/hitlDetails",
             params={"response_received": "false", "task_id": REVIEW_TASK, "limit": 100},
         )
+        if listing.status_code == 404:  # DAG.test() has not created the run yet
+            if time.monotonic() - self._created_at > RUN_APPEARS_WITHIN:
+                raise RuntimeError(f"no run {self.run_id} of {self.dag_id} appeared")
+            return
         listing.raise_for_status()
         for detail in listing.json()["hitl_details"]:
             ti = detail["task_instance"]
@@ -131,7 +141,7 @@ class ReviewAnswerer(threading.Thread):
             )
 
 
-def test_run_id(logical_date, run_after) -> str:
+def dag_test_run_id(logical_date, run_after) -> str:
     """The run id ``DAG.test(logical_date=…, run_after=…)`` gives its run (computed as it does),
     so that the answerer knows its run before the run exists."""
     from airflow.models.dagrun import DagRun

@@ -169,13 +169,13 @@ def run_dag(
     ``later``) through Airflow's REST API while it runs (see
     :mod:`receivables.airflow.approvals`): ``DAG.test()`` alone would wait for a person
     forever."""
-    from receivables.airflow.approvals import ReviewAnswerer, ReviewError, test_run_id
+    from receivables.airflow.approvals import ReviewAnswerer, ReviewError, dag_test_run_id
 
     started = time.monotonic()
     run_after = dt.datetime.now(dt.UTC)
     answerer = None
     if dag_id == LEGAL_DAG:
-        answerer = ReviewAnswerer(dag_id, test_run_id(logical_date, run_after), legal_review)
+        answerer = ReviewAnswerer(dag_id, dag_test_run_id(logical_date, run_after), legal_review)
     with output_to(log_file):
         dag = load_dag(dag_id)
         if answerer:
