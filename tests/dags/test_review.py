@@ -32,3 +32,32 @@ def test_any_other_error_still_fails_the_review():
     with pytest.raises(Exception, match="broken") as caught:
         review().execute_complete({}, {"error": "broken", "error_type": "unknown"})
     assert not isinstance(caught.value, AirflowSkipException)
+
+
+def test_the_answerer_stops_the_run_rather_than_let_it_wait_forever(monkeypatch):
+    import time
+
+    from receivables.airflow import approvals
+
+    def unusable():
+        raise RuntimeError("no API here")
+
+    monkeypatch.setattr(approvals, "_client", unusable)
+    answerer = approvals.ReviewAnswerer("legal_escalation", "manual__x", "approve")
+
+    def wait_for_input():
+        answerer.start()
+        for _ in range(300):  # as DAG.test() waits for input: a little at a time
+            time.sleep(0.1)
+
+    with pytest.raises(KeyboardInterrupt):
+        wait_for_input()
+    answerer.stop()
+    assert answerer.errors == ["cannot reach Airflow's API in process: no API here"]
+
+
+def test_an_unknown_decision_is_refused():
+    from receivables.airflow.approvals import ReviewAnswerer
+
+    with pytest.raises(ValueError, match="unknown decision 'maybe'"):
+        ReviewAnswerer("legal_escalation", "manual__x", "maybe")
