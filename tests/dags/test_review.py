@@ -35,9 +35,14 @@ def test_any_other_error_still_fails_the_review():
 
 
 def test_the_answerer_stops_the_run_rather_than_let_it_wait_forever(monkeypatch):
+    import signal
     import time
 
     from receivables.airflow import approvals
+
+    # as in `receivables run`: Python's own SIGINT handler (an earlier test in this process may
+    # have left Airflow's, or the default action, installed)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler) or signal.SIG_DFL
 
     def unusable():
         raise RuntimeError("no API here")
@@ -50,8 +55,11 @@ def test_the_answerer_stops_the_run_rather_than_let_it_wait_forever(monkeypatch)
         for _ in range(300):  # as DAG.test() waits for input: a little at a time
             time.sleep(0.1)
 
-    with pytest.raises(KeyboardInterrupt):
-        wait_for_input()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            wait_for_input()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     answerer.stop()
     assert answerer.errors == ["cannot reach Airflow's API in process: no API here"]
 

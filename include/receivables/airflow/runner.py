@@ -12,8 +12,10 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -176,7 +178,7 @@ def run_dag(
     answerer = None
     if dag_id == LEGAL_DAG:
         answerer = ReviewAnswerer(dag_id, dag_test_run_id(logical_date, run_after), legal_review)
-    with output_to(log_file):
+    with output_to(log_file), _interruptible(answerer is not None):
         dag = load_dag(dag_id)
         if answerer:
             answerer.start()
@@ -199,6 +201,21 @@ def run_dag(
         tasks=tasks,
         run_id=dag_run.run_id,
     )
+
+
+@contextlib.contextmanager
+def _interruptible(needed: bool) -> Iterator[None]:
+    """Python's own SIGINT handler while the legal DAG runs: the review answerer stops a run it
+    cannot answer by interrupting the main thread, which does nothing under the default action
+    (an embedding program, or Airflow code run earlier in the process, may have set it)."""
+    if not needed or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
 
 
 def _state(state) -> str:
