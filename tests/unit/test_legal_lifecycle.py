@@ -108,8 +108,9 @@ def test_illegal_steps_are_refused_with_what_may_follow(case, path, illegal, mes
 def test_amounts_are_required_refused_and_bounded(case):
     step(case, "approved", on(1))
     step(case, "filed", on(2))
-    with pytest.raises(LifecycleError, match="recovered needs an amount"):
+    with pytest.raises(LifecycleError, match="recovered needs an amount") as missing:
         step(case, "recovered", on(3))
+    assert missing.value.field == "amount"
     with pytest.raises(LifecycleError, match="must be above 0"):
         step(case, "settled", on(3), Decimal("0.00"))
     with pytest.raises(LifecycleError, match="judgment takes no amount"):
@@ -120,8 +121,9 @@ def test_amounts_are_required_refused_and_bounded(case):
 
 def test_a_step_cannot_go_back_in_time(case):
     step(case, "approved", on(5))
-    with pytest.raises(LifecycleError, match="before its last step"):
+    with pytest.raises(LifecycleError, match="before its last step") as early:
         step(case, "filed", on(4))
+    assert early.value.field == "date"
     too_early = Step("LC-1", "filed", DAY - dt.timedelta(days=1))
     with case.begin() as conn, pytest.raises(LifecycleError, match="before its last step"):
         apply(conn, too_early)

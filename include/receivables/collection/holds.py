@@ -22,7 +22,8 @@ from receivables.warehouse.schema import (
 )
 
 
-def _date(value) -> dt.date:
+def as_date(value) -> dt.date:
+    """A date read back from either engine (SQLite may hand back ISO text)."""
     return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
 
 
@@ -41,7 +42,7 @@ def running_promises(
     """Customers with a promise to pay running on ``as_of``: the latest date promised."""
     p = promises_to_pay.c
     return {
-        row.customer_id: _date(row.pay_by)
+        row.customer_id: as_date(row.pay_by)
         for row in conn.execute(
             sa.select(p.customer_id, sa.func.max(p.pay_by).label("pay_by"))
             .where(p.promised_on <= as_of, p.pay_by >= as_of, _of(p.customer_id, customers))

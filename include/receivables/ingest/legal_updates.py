@@ -42,7 +42,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, Row
 
 from receivables.ingest.rules import PROBLEM_SCHEMA, SHOWN_LENGTH, SHOWN_WIDTH
-from receivables.legal.lifecycle import TRANSITIONS, LifecycleError, Step, apply
+from receivables.legal.lifecycle import LifecycleError, Step, apply
 from receivables.text import shown
 from receivables.warehouse.schema import ingested_files, legal_case_events, legal_cases
 
@@ -113,24 +113,6 @@ def _value(step: Step, row: Row, column: str) -> str | None:
     return None if value is None else shown(value, SHOWN_LENGTH)
 
 
-def _last_on(conn: Connection, case_id: str) -> dt.date | None:
-    e = legal_case_events.c
-    return conn.execute(sa.select(sa.func.max(e.occurred_on)).where(e.case_id == case_id)).scalar()
-
-
-def _column_of(case, step: Step, last_on: dt.date | None) -> str:
-    """The column a refusal of :func:`receivables.legal.lifecycle.check` is about, found in
-    the order it checks: the case, the transition (its ``TRANSITIONS``), the date, the
-    amount."""
-    if case is None:
-        return "case_id"
-    if step.status not in TRANSITIONS.get(case.status, ()):
-        return "status"
-    if step.occurred_on < max(d for d in (case.opened_on, last_on) if d is not None):
-        return "date"
-    return "amount"
-
-
 def _take(conn: Connection, row: Row, source: str, as_of: dt.date, now: dt.datetime) -> bool:
     """Take the row's step on its case inside ``conn``'s transaction: True when recorded, False
     when it is in the case's history already; raises :class:`_Refused` when it cannot be."""
@@ -174,8 +156,7 @@ def _take(conn: Connection, row: Row, source: str, as_of: dt.date, now: dt.datet
     try:
         return apply(conn, step, now)
     except LifecycleError as exc:
-        column = _column_of(case, step, _last_on(conn, step.case_id) if case else None)
-        raise _Refused(column, _value(step, row, column), str(exc)) from None
+        raise _Refused(exc.field, _value(step, row, exc.field), str(exc)) from None
 
 
 def _each(

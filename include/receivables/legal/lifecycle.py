@@ -55,7 +55,12 @@ assert set(TRANSITIONS) == set(CASE_STATUSES)
 
 
 class LifecycleError(ValueError):
-    """A step the case cannot take; the message says why, naming the case, never a person."""
+    """A step the case cannot take; the message says why, naming the case, never a person.
+    ``field`` names what is wrong: ``case_id``, ``status``, ``date`` or ``amount``."""
+
+    def __init__(self, message: str, field: str = "status"):
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,7 @@ def check(case, step: Step, last_on: dt.date | None) -> None:
     """Raise :class:`LifecycleError` unless ``case`` (a ``legal_cases`` row, or None) may take
     ``step``; ``last_on`` is the date of its latest recorded step."""
     if case is None:
-        raise LifecycleError(f"no legal case {excerpt(str(step.case_id), 64)}")
+        raise LifecycleError(f"no legal case {excerpt(str(step.case_id), 64)}", "case_id")
     if step.status not in TRANSITIONS:
         raise LifecycleError(
             f"unknown status {step.status!r}: expected one of {', '.join(CASE_STATUSES)}"
@@ -95,22 +100,26 @@ def check(case, step: Step, last_on: dt.date | None) -> None:
     if step.occurred_on < earliest:
         raise LifecycleError(
             f"case {case.case_id}: {step.status} on {step.occurred_on} is before its last step "
-            f"({earliest})"
+            f"({earliest})",
+            "date",
         )
     if step.status in WITH_AMOUNT:
         if step.amount is None:
-            raise LifecycleError(f"case {case.case_id}: {step.status} needs an amount")
+            raise LifecycleError(f"case {case.case_id}: {step.status} needs an amount", "amount")
         if step.amount <= 0:
-            raise LifecycleError(f"case {case.case_id}: the {step.status} amount must be above 0")
+            raise LifecycleError(
+                f"case {case.case_id}: the {step.status} amount must be above 0", "amount"
+            )
         if step.status == "written_off":
             left = case.amount - (case.recovered_amount or Decimal(0))
             if step.amount > left:
                 raise LifecycleError(
                     f"case {case.case_id}: cannot write off {step.amount} {case.currency}, more "
-                    f"than the {left} {case.currency} still claimed"
+                    f"than the {left} {case.currency} still claimed",
+                    "amount",
                 )
     elif step.amount is not None:
-        raise LifecycleError(f"case {case.case_id}: {step.status} takes no amount")
+        raise LifecycleError(f"case {case.case_id}: {step.status} takes no amount", "amount")
 
 
 def _last_step(conn: Connection, case_id: str):

@@ -136,11 +136,6 @@ class Selection:
     not_proposed: Counter
 
 
-def _as_date(value) -> dt.date:
-    # SQLite hands dates back as they were bound; a string only from raw SQL
-    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
-
-
 # --- the rules --------------------------------------------------------------------------------
 
 
@@ -285,7 +280,7 @@ def _final_notices(
         )
         .order_by(r.customer_id, r.planned_on)
     ):
-        latest[row.customer_id] = (_as_date(row.planned_on), row.delivery_status)
+        latest[row.customer_id] = (holds.as_date(row.planned_on), row.delivery_status)
     return latest
 
 
@@ -317,7 +312,7 @@ def _blocking(case_rows, currency: str, as_of: dt.date, legal: Legal) -> str | N
         if case.status not in ENDED_STATUSES:
             return f"case {case.case_id} is {case.status}"
         if case.status == "rejected":
-            since = (as_of - _as_date(case.updated_on)).days
+            since = (as_of - holds.as_date(case.updated_on)).days
             if since < legal.rejected_cooldown_days:
                 return (
                     f"case {case.case_id} was rejected {since} days ago (proposed again after "
