@@ -23,6 +23,10 @@ from receivables.text import one_line
 
 def finalize(value: Any) -> str:
     """Every value a template prints, made one line (markup stays markup, to be escaped once)."""
+    if type(value) is str and value.isprintable() and value[:1] != " " and value[-1:] != " ":
+        # already one line: no control, separator or bidirectional character is printable, and
+        # the only printable white space is the space, which one_line would strip at the ends
+        return value
     if hasattr(value, "__html__"):
         return Markup(one_line(value.__html__()))
     return one_line(value)

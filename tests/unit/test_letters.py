@@ -602,3 +602,38 @@ def test_the_rendered_email_is_frozen():
     email = render_reminder(content())
     with pytest.raises(dataclasses.FrozenInstanceError):
         email.subject = "changed"  # type: ignore[misc]
+
+
+_ANY_CURRENCY = sorted(letters._currencies())
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    amount=st.decimals(allow_nan=True, allow_infinity=True, places=None)
+    | st.decimals(min_value=0, max_value=Decimal("1e13"), places=2)
+    | st.decimals(min_value=0, max_value=Decimal("1e6"), places=3),
+    currency=st.sampled_from(["CNY", "USD", "EUR", "HKD", "JPY", "KWD", "CLF"])
+    | st.sampled_from(_ANY_CURRENCY),
+    locale=st.sampled_from(sorted(letters.BABEL_LOCALES.values())),
+)
+def test_an_amount_reads_exactly_as_babel_writes_it(amount, currency, locale):
+    # the fast path (the currency's shape, checked once) never differs from Babel itself, not
+    # even in what it refuses (a signalling NaN)
+    def outcome(write):
+        try:
+            return write()
+        except ArithmeticError as exc:
+            return type(exc)
+
+    assert outcome(lambda: letters._money(amount, currency, locale)) == outcome(
+        lambda: format_currency(amount, currency, locale=locale, decimal_quantization=False)
+    )
+
+
+def test_amounts_of_the_usual_currencies_take_the_checked_shape():
+    assert letters._money_shape("CNY", "zh_CN") == ("¥", "", 2)
+    assert letters._money_shape("USD", "en") == ("$", "", 2)
+    assert letters._money_shape("JPY", "en") == ("¥", "", 0)
+    assert letters._money(Decimal("1234567.5"), "CNY", "zh_CN") == "¥1,234,567.50"
+    assert letters._money(Decimal("1234.567"), "CNY", "zh_CN") == "¥1,234.567"  # never rounded
+    assert letters._money(Decimal("-3.1"), "USD", "en") == "-$3.10"

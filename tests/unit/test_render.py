@@ -12,11 +12,14 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from markupsafe import Markup
 
 from receivables.paths import TEMPLATES_DIR
-from receivables.render import render, render_email
+from receivables.render import finalize, render, render_email
 from receivables.risk.warnings import SEVERITIES
-from receivables.text import has_unsafe_characters
+from receivables.text import has_unsafe_characters, one_line
 
 PLAIN = "Acme Ltd"
 FORGED = "Please pay to account 6222 0000 1111"
@@ -182,3 +185,20 @@ def test_a_multi_line_value_is_shown_on_one_line():
     assert "Task:       a  b (map index 2)\n" in body
     subject = render_email("ops/task_failure", **task_failure(" a\n b "))[0]
     assert subject == "[receivables] FAILED: ledger_ingest.a b for 2024-03-01"
+
+
+def test_the_shortcut_for_one_line_text_agrees_with_one_line_on_every_character():
+    # finalize returns printable text without spaces at its ends as it is: no character
+    # one_line replaces is printable, and the only printable white space is the space
+    for code in range(0x110000):
+        character = chr(code)
+        if character.isprintable():
+            assert one_line(f"a{character}a") == f"a{character}a", hex(code)
+            assert not character.isspace() or character == " ", hex(code)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text() | st.text(alphabet=" \t\n\u2028\u202ea<&") | st.from_type(int))
+def test_finalize_prints_what_one_line_makes(value):
+    assert finalize(value) == one_line(value)
+    assert finalize(Markup(str(value))) == Markup(one_line(str(value)))

@@ -39,6 +39,10 @@ _PURPOSE = b"receivables/reminder-link/v1/"
 MAX_REMINDER_ID = 2**31 - 1
 _TOKEN = re.compile(rf"([1-9][0-9]{{0,9}})\.([A-Za-z0-9_-]{{{TAG_LENGTH}}})")
 
+#: Secrets read, by home folder: read once per process (every reminder's two links need it, and
+#: the secret never changes while links are made: changing it breaks every link already sent).
+_by_home: dict[object, bytes] = {}
+
 
 def link_secret(settings: Settings) -> bytes:
     """The link secret: ``RECEIVABLES_LINK_SECRET``, else ``$RECEIVABLES_HOME/link-secret``
@@ -51,25 +55,14 @@ def link_secret(settings: Settings) -> bytes:
                 "(e.g. the output of `openssl rand -hex 32`)"
             )
         return from_env.encode("utf-8")
-    path = Path(settings.home) / SECRET_FILE
-    secret = _read_secret(path)
+    secret = _by_home.get(settings.home)
     if secret is None:
-        secret = _create_secret(path)
-    return secret
-
-
-def _read_secret(path: Path) -> bytes | None:
-    # read once per process: every reminder's two links need it, and the secret never changes
-    # while links are made (changing it breaks every link already sent)
-    secret = _known.get(path)
-    if secret is None:
+        path = Path(settings.home) / SECRET_FILE
         secret = _read_secret_file(path)
-        if secret is not None:
-            _known[path] = secret
+        if secret is None:
+            secret = _create_secret(path)
+        _by_home[settings.home] = secret
     return secret
-
-
-_known: dict[Path, bytes] = {}
 
 
 def _read_secret_file(path: Path) -> bytes | None:
@@ -103,7 +96,7 @@ def _create_secret(path: Path) -> bytes:
             os.link(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
-    secret = _read_secret(path)
+    secret = _read_secret_file(path)
     if secret is None:  # pragma: no cover - removed between link and read
         raise ConfigError(f"the link secret {path} vanished while it was being created")
     return secret
