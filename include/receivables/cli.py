@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from receivables.config import ConfigError, Settings
-from receivables.dates import EARLIEST_AS_OF, is_quarter_start, parse_iso_date
+from receivables.dates import EARLIEST_AS_OF, parse_iso_date
 
 
 def _date(_ctx, _param, value: str | None) -> dt.date | None:
@@ -163,7 +163,7 @@ def run(ctx: click.Context, as_of: dt.date, inbox: Path | None, legal_review: st
     os.environ.setdefault("RECEIVABLES_TASK_RETRIES", "0")
 
     from receivables.airflow.approvals import ReviewError
-    from receivables.airflow.runner import QUARTERLY_DAG, dags_for, prepare_airflow, run_dag
+    from receivables.airflow.runner import dags_for, prepare_airflow, run_dag
     from receivables.dates import start_of_business_day
     from receivables.report import run_summary
 
@@ -171,8 +171,6 @@ def run(ctx: click.Context, as_of: dt.date, inbox: Path | None, legal_review: st
     logical = start_of_business_day(as_of, settings.timezone)
     log_file = None if verbose else settings.logs_dir / f"run-{as_of}.log"
     dag_ids = dags_for(as_of)
-    if is_quarter_start(as_of) and QUARTERLY_DAG not in dag_ids:
-        click.echo(f"{as_of} starts a quarter, but {QUARTERLY_DAG} is not part of this version")
     reports = []
     for dag_id in dag_ids:
         conf = {"inbox": str(inbox)} if inbox and dag_id == "ledger_ingest" else {}
@@ -204,8 +202,8 @@ def run(ctx: click.Context, as_of: dt.date, inbox: Path | None, legal_review: st
 @click.option("--as-of", "as_of", callback=_date, help="YYYY-MM-DD")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path, dir_okay=False))
 def export_command(name: str, as_of: dt.date | None, out: Path) -> None:
-    """Write one result (aging, rejects, scores, warnings, reminders, worklist, legal_cases) as
-    CSV."""
+    """Write one result (aging, rejects, scores, warnings, reminders, worklist, legal_cases,
+    kpis) as CSV."""
     from receivables.exports import ExportError, export
 
     settings = _settings()

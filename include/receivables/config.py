@@ -61,6 +61,8 @@ class Settings:
     public_url: str = "http://127.0.0.1:8080"
     #: SendGrid, when the ``sendgrid_default`` connection is defined (else: ``.eml`` files)
     sendgrid: SendGridConfig | None = None
+    #: management: receives the quarterly evaluation report
+    management_emails: tuple[str, ...] = ("management@receivables.example.com",)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -94,6 +96,9 @@ class Settings:
             strategy_file=Path(strategy_file).expanduser().resolve() if strategy_file else None,
             public_url=(env.get("RECEIVABLES_PUBLIC_URL") or "http://127.0.0.1:8080").rstrip("/"),
             sendgrid=sendgrid_config(sendgrid) if sendgrid else None,
+            management_emails=_addresses(
+                env.get("RECEIVABLES_MANAGEMENT_EMAILS") or "management@receivables.example.com"
+            ),
         )
 
     def warehouse_url(
@@ -563,6 +568,66 @@ def check_encoding(name: str) -> str:
     return info.name
 
 
+class KpiTarget(_Strict):
+    """A KPI's target: met when the value is at least it (``better = "higher"``) or at most it
+    (``"lower"``)."""
+
+    value: Decimal = Field(decimal_places=6)
+    better: Literal["higher", "lower"]
+
+
+#: Default targets of the quarterly evaluation (the industry's overdue ratio sits above 0.10).
+DEFAULT_KPI_TARGETS = {
+    "overdue_ratio": {"value": Decimal("0.10"), "better": "lower"},
+    "recovery_rate": {"value": Decimal("0.30"), "better": "higher"},
+    "collection_success_rate": {"value": Decimal("0.35"), "better": "higher"},
+    "cei": {"value": Decimal("0.80"), "better": "higher"},
+    "cure_rate": {"value": Decimal("0.25"), "better": "higher"},
+    "average_days_delinquent": {"value": Decimal("30"), "better": "lower"},
+    "bad_debt_ratio": {"value": Decimal("0.02"), "better": "lower"},
+}
+
+
+class IncentivePolicy(_Strict):
+    """Collector incentives, shown as proposals: ``rate`` of what a collector recovered beyond
+    ``target_recovery_rate`` of the overdue outstanding of their customers at the quarter's
+    opening, at most ``cap`` (reporting currency) per collector and quarter."""
+
+    target_recovery_rate: Decimal = Field(default=Decimal("0.30"), ge=0, le=1, decimal_places=6)
+    rate: Decimal = Field(default=Decimal("0.01"), ge=0, le=1, decimal_places=6)
+    cap: Decimal | None = Field(default=Decimal("20000"), ge=0, decimal_places=2)
+
+
+class EvaluationPolicy(_Strict):
+    """The quarterly evaluation: KPI targets, trend length, collector incentives."""
+
+    #: per KPI (names of the ``kpis`` export); KPIs without a target have no status
+    targets: dict[str, KpiTarget] = Field(
+        default_factory=lambda: {k: KpiTarget(**v) for k, v in DEFAULT_KPI_TARGETS.items()}
+    )
+    #: quarters shown in the trends, the evaluated one included
+    trend_quarters: int = Field(default=4, ge=2, le=12)
+    incentives: IncentivePolicy = Field(default_factory=IncentivePolicy)
+
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _over_the_defaults(cls, v: object) -> object:
+        # a configured target replaces that KPI's default; the other defaults stay
+        return {**DEFAULT_KPI_TARGETS, **v} if isinstance(v, dict) else v
+
+    @field_validator("targets")
+    @classmethod
+    def _known_kpis(cls, v: dict[str, KpiTarget]) -> dict[str, KpiTarget]:
+        from receivables.evaluation.kpis import UNITS
+
+        unknown = sorted(set(v) - set(UNITS))
+        if unknown:
+            raise ValueError(
+                f"evaluation.targets: unknown KPI(s) {unknown}; the KPIs are {sorted(UNITS)}"
+            )
+        return v
+
+
 class Policy(_Strict):
     """All business thresholds; one instance per process, loaded by :func:`load_policy`."""
 
@@ -573,6 +638,7 @@ class Policy(_Strict):
     provisions: ProvisionPolicy = Field(default_factory=ProvisionPolicy)
     scores: ScorePolicy = Field(default_factory=ScorePolicy)
     warnings: WarningPolicy = Field(default_factory=WarningPolicy)
+    evaluation: EvaluationPolicy = Field(default_factory=EvaluationPolicy)
 
     @model_validator(mode="after")
     def _fallback_buckets(self) -> Policy:

@@ -262,6 +262,44 @@ def _legal_cases(engine: Engine, as_of: dt.date | None) -> sa.Select:
     )
 
 
+def _kpis(engine: Engine, as_of: dt.date | None) -> sa.Select:
+    """The quarter's KPIs, computed from the warehouse (the same figures whenever asked: the
+    ledger's history, the risk step's provision, reminders and legal cases as stored)."""
+    from receivables.config import Settings
+    from receivables.evaluation.kpis import METRICS, quarter_kpis
+    from receivables.evaluation.quarters import NotAQuarterEnd, ending_on
+
+    if as_of is None:
+        raise ExportError("the kpis export needs --as-of DATE, the last day of a quarter")
+    try:
+        quarter = ending_on(as_of)
+    except NotAQuarterEnd as exc:
+        raise ExportError(f"the kpis export: {exc}") from None
+    result = quarter_kpis(engine, quarter, Settings.from_env().policy)
+    text = sa.String()
+    rows = sa.union_all(
+        *(
+            sa.select(
+                sa.literal(position, sa.Integer()).label("position"),
+                sa.literal(m.name, text).label("metric"),
+                sa.literal(
+                    None if result.values[m.name] is None else str(result.values[m.name]), text
+                ).label("value"),
+                sa.literal(m.unit, text).label("unit"),
+                sa.literal(result.reporting_currency if m.unit == "money" else None, text).label(
+                    "currency"
+                ),
+                sa.literal(m.formula, text).label("formula"),
+            )
+            for position, m in enumerate(METRICS)
+        )
+    ).subquery("kpis")
+    # computed here, handed to the CSV writer as a query of literals in the metrics' order
+    return sa.select(
+        rows.c.metric, rows.c.value, rows.c.unit, rows.c.currency, rows.c.formula
+    ).order_by(rows.c.position)
+
+
 EXPORTS: dict[str, Callable[[Engine, dt.date | None], sa.Select]] = {
     "aging": _aging,
     "rejects": _rejects,
@@ -270,6 +308,7 @@ EXPORTS: dict[str, Callable[[Engine, dt.date | None], sa.Select]] = {
     "reminders": _reminders,
     "worklist": _worklist,
     "legal_cases": _legal_cases,
+    "kpis": _kpis,
 }
 
 

@@ -288,3 +288,65 @@ def summarize_legal(*, settings: Settings, db_url: str, as_of: dt.date) -> dict[
     summary = _open(db_url, legal_summary, as_of)
     log.info("legal cases %s: %s", as_of, summary)
     return summary
+
+
+# --- the quarterly evaluation -----------------------------------------------------------------
+
+
+def prepare_quarter(*, settings: Settings, db_url: str, as_of: dt.date) -> dict[str, Any]:
+    """The quarter-ends the evaluation of the quarter that ended before ``as_of`` reads: their
+    aging snapshots, customer classes and provisions, computed from the ledger when missing."""
+    from receivables.evaluation.quarters import just_ended
+    from receivables.evaluation.report import prepare_quarter as prepare
+
+    return _run(db_url, prepare, just_ended(as_of), settings.policy)
+
+
+def write_quarterly_report(*, settings: Settings, db_url: str, as_of: dt.date) -> dict[str, Any]:
+    """Evaluate the quarter that ended before ``as_of`` and write its report (both languages,
+    PDF, HTML, XLSX, charts) under ``$RECEIVABLES_HOME/reports/quarterly/<quarter>/``."""
+    from receivables.evaluation.quarters import just_ended
+    from receivables.evaluation.report import evaluate, report_folder, write_report
+
+    quarter = just_ended(as_of)
+
+    def step(engine) -> dict[str, Any]:
+        evaluation = evaluate(
+            engine, quarter, settings.policy, settings.strategy, settings.timezone
+        )
+        files = write_report(evaluation, report_folder(settings, quarter))
+        current = evaluation.current.values
+        summary = {
+            "quarter": quarter.label,
+            "folder": str(files.folder),
+            "reporting_currency": evaluation.reporting_currency,
+            "kpis": {name: None if v is None else str(v) for name, v in current.items()},
+            "findings": len(evaluation.findings),
+            "collectors": len(evaluation.collectors.ranked) if evaluation.collectors else 0,
+            "missing_fx_rates": evaluation.missing_fx_rates,
+        }
+        log.info(
+            "quarterly evaluation %s written to %s (overdue ratio %s, recovery rate %s)",
+            quarter.label,
+            files.folder,
+            current["overdue_ratio"],
+            current["recovery_rate"],
+        )
+        return summary
+
+    # the aging snapshots of the trend's quarter-ends may be written: under the writer lock
+    return _run(db_url, step)
+
+
+def send_quarterly_report(*, settings: Settings, db_url: str, as_of: dt.date) -> dict[str, Any]:
+    """Email the written report of the quarter that ended before ``as_of`` to management, once
+    per quarter (a re-run sends nothing twice)."""
+    from receivables.evaluation.quarters import just_ended
+    from receivables.evaluation.report import report_email, report_folder
+    from receivables.mail import send_email_once
+
+    quarter = just_ended(as_of)
+    email = report_email(report_folder(settings, quarter), quarter, settings.management_emails)
+    delivery = send_email_once(settings, email)
+    log.info("quarterly evaluation %s to management: %s", quarter.label, delivery.status)
+    return {"quarter": quarter.label, "status": delivery.status, "to": len(email.to)}

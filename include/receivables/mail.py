@@ -84,6 +84,8 @@ MAX_MESSAGE_BYTES = 30 * 1000 * 1000
 #: The longest attachment file name (most file systems keep at most 255 bytes).
 MAX_FILENAME_LENGTH = 255
 #: A MIME type as ``type/subtype`` (RFC 6838 characters), nothing around it.
+#: An inline image's content id: a plain token (letters, digits, dot, dash, underscore, @).
+_CONTENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
 _CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$", re.I)
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
@@ -92,11 +94,14 @@ _EMPTY: Mapping[str, str] = MappingProxyType({})
 @dataclass(frozen=True)
 class Attachment:
     """A file sent with a message: its name as the recipient sees it (a plain name, never a
-    path), its MIME type (``application/pdf``) and its bytes."""
+    path), its MIME type (``application/pdf``) and its bytes; with a ``content_id``, an image
+    the HTML body shows inline (``cid:`` URL) rather than a file to open."""
 
     filename: str
     content_type: str
     content: bytes = field(repr=False)
+    #: an image shown in the HTML body (``<img src="cid:...">``) instead of a file to open
+    content_id: str | None = None
 
     @property
     def encoded_size(self) -> int:
@@ -230,6 +235,16 @@ def _attachment_problem(attachment: object, position: int, seen: set[str]) -> st
         return f"{which} has content that is not bytes"
     if not attachment.content:
         return f"{which} is empty"
+    if attachment.content_id is not None:
+        if not isinstance(attachment.content_id, str) or not _CONTENT_ID.match(
+            attachment.content_id
+        ):
+            return f"{which} has a content id that is not a plain token"
+        if not attachment.content_type.lower().startswith("image/"):
+            return f"{which} is inline but not an image"
+        if f"cid:{attachment.content_id}".lower() in seen:
+            return f"{which} has the same content id as an earlier one"
+        seen.add(f"cid:{attachment.content_id}".lower())
     return None
 
 
@@ -332,7 +347,23 @@ def build_message(email: OutboundEmail, mail_from: str) -> EmailMessage:
     message.set_content(email.text)
     if email.html:
         message.add_alternative(email.html, subtype="html")
+    inline = [a for a in email.attachments if a.content_id is not None and email.html]
+    if inline:
+        html_part = message.get_body(("html",))
+        for attachment in inline:
+            maintype, subtype = attachment.content_type.lower().split("/", 1)
+            html_part.add_related(
+                attachment.content,
+                maintype=maintype,
+                subtype=subtype,
+                cid=f"<{attachment.content_id}>",
+                filename=attachment.filename,
+                disposition="inline",
+            )
+    shown_inline = {id(a) for a in inline}
     for attachment in email.attachments:
+        if id(attachment) in shown_inline:
+            continue
         maintype, subtype = attachment.content_type.lower().split("/", 1)
         message.add_attachment(
             attachment.content, maintype=maintype, subtype=subtype, filename=attachment.filename
@@ -509,10 +540,12 @@ class SendGridTransport:
         """The Mail Send request for ``email``, shaped by the official library's helpers: one
         personalization with every ``to`` address, text then HTML content, categories, custom
         arguments, ``send_at``, headers, ``reply_to`` and the attachments (base64 content, MIME
-        type, file name, disposition ``attachment``)."""
+        type, file name, disposition ``attachment``, or ``inline`` with its content id for an image
+        the HTML shows)."""
         from sendgrid.helpers.mail import Attachment as FileAttachment
         from sendgrid.helpers.mail import (
             Category,
+            ContentId,
             CustomArg,
             Disposition,
             FileContent,
@@ -552,12 +585,14 @@ class SendGridTransport:
             mail.reply_to = ReplyTo(*_address(email.reply_to))
         # inserted in front too: added last to first, they keep the message's order
         for attachment in reversed(email.attachments):
+            inline = attachment.content_id is not None and bool(email.html)
             mail.add_attachment(
                 FileAttachment(
                     FileContent(base64.b64encode(attachment.content).decode("ascii")),
                     FileName(attachment.filename),
                     FileType(attachment.content_type),
-                    Disposition("attachment"),
+                    Disposition("inline" if inline else "attachment"),
+                    ContentId(attachment.content_id) if inline else None,
                 )
             )
         return mail.get()

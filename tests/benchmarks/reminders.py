@@ -513,9 +513,9 @@ def render(results: dict) -> str:
     lines += [
         "",
         "Targets: planning under 30 s; sending at least 70 % of the mock's ceiling (one fixed "
-        "valid request shaped like a reminder, posted in a tight loop through the same transport "
-        "at the same concurrency, measured before and after the send, the mean of the two); 0 reminders "
-        "sent twice after the sender is killed mid-batch and retried.",
+        "valid request shaped like a reminder, posted in a tight loop through the same "
+        "transport at the same concurrency, measured before and after the send, the mean of "
+        "the two); 0 reminders sent twice after the sender is killed mid-batch and retried.",
         "",
         "Crash runs (the sender killed with SIGKILL a third of the way through, then retried):",
         "",

@@ -20,6 +20,7 @@ EXPECTED = {
     "credit_model",
     "collection_reminders",
     "legal_escalation",
+    "quarterly_evaluation",
 }
 
 
@@ -118,6 +119,13 @@ def test_legal_escalation_asks_a_person_per_case(dagbag):
     # a skipped review (none waiting, or no answer in time) must not stop approved cases
     assert opened.trigger_rule == "none_failed"
     assert dag.get_task("summarize_cases").upstream_task_ids == {"open_cases"}
+
+
+def test_the_quarterly_evaluation_runs_on_quarter_starts_and_writes_before_it_sends(dagbag):
+    dag = dagbag.dags["quarterly_evaluation"]
+    assert dag.timetable.expression == "0 7 1 1,4,7,10 *"
+    assert dag.get_task("write_report").upstream_task_ids == {"prepare_quarter"}
+    assert dag.get_task("send_report").upstream_task_ids == {"write_report"}
 
 
 def test_ingest_runs_kinds_in_loading_order(dagbag):

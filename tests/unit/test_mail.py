@@ -330,6 +330,50 @@ def test_sendgrid_gets_the_attachments_base64_encoded():
     assert "attachments" not in transport.request_body(_message())
 
 
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
+
+
+def _with_chart(**changes) -> OutboundEmail:
+    return _with_files(
+        Attachment("chart.png", "image/png", PNG, content_id="chart.2025Q2@receivables"),
+        Attachment("report.pdf", "application/pdf", PDF),
+        html='<p>Figures</p><img src="cid:chart.2025Q2@receivables" alt="chart">',
+        **changes,
+    )
+
+
+def test_an_inline_image_is_part_of_the_html_in_the_eml(tmp_path):
+    delivery = EmlTransport(tmp_path, "Ops <ops@x.example.com>").deliver(_with_chart())
+    with open(delivery.location, "rb") as f:
+        parsed = email.message_from_binary_file(f, policy=email_policy.default)
+    html = parsed.get_body(("html",))
+    related = next(p for p in parsed.walk() if p.get_content_type() == "multipart/related")
+    image = next(p for p in related.walk() if p.get_content_type() == "image/png")
+    assert image["Content-ID"] == "<chart.2025Q2@receivables>"
+    assert image.get_content_disposition() == "inline"
+    assert image.get_content() == PNG
+    assert "cid:chart.2025Q2@receivables" in html.get_content()
+    assert [p.get_filename() for p in parsed.iter_attachments()] == ["report.pdf"]
+
+
+def test_sendgrid_gets_an_inline_image_with_its_content_id():
+    transport = SendGridTransport(SendGridConfig(api_key="SG.test"), "ar@ar.example.com")
+    chart, report = transport.request_body(_with_chart())["attachments"]
+    assert chart["disposition"] == "inline"
+    assert chart["content_id"] == "chart.2025Q2@receivables"
+    assert report["disposition"] == "attachment"
+    assert "content_id" not in report
+
+
+def test_two_inline_images_may_not_share_a_content_id():
+    twice = _with_files(
+        Attachment("a.png", "image/png", PNG, content_id="same"),
+        Attachment("b.png", "image/png", PNG, content_id="same"),
+    )
+    with pytest.raises(DeliveryError, match="same content id"):
+        check_email(twice)
+
+
 def test_attachments_pass_sendgrids_contract(sendgrid_mock):
     transport = SendGridTransport(
         SendGridConfig(api_key="SG.contract-test", host=sendgrid_mock),
@@ -337,6 +381,7 @@ def test_attachments_pass_sendgrids_contract(sendgrid_mock):
         max_attempts=1,
     )
     assert transport.deliver(_with_files()).status == "sent"
+    assert transport.deliver(_with_chart()).status == "sent"
 
 
 @pytest.mark.parametrize(
@@ -356,6 +401,9 @@ def test_attachments_pass_sendgrids_contract(sendgrid_mock):
         (Attachment("x.pdf", "application/pdf\r\nX-Evil: 1", PDF), "MIME type"),
         (Attachment("x.pdf", "application/pdf", b""), "is empty"),
         (Attachment("x.pdf", "application/pdf", "text"), "not bytes"),
+        (Attachment("x.png", "image/png", PNG, content_id="a b"), "not a plain token"),
+        (Attachment("x.png", "image/png", PNG, content_id="<x>"), "not a plain token"),
+        (Attachment("x.pdf", "application/pdf", PDF, content_id="x1"), "not an image"),
     ],
 )
 def test_a_bad_attachment_is_refused_by_both_transports(attachment, why, tmp_path):

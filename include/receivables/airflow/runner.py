@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from receivables.config import Settings
+from receivables.dates import is_quarter_start
 from receivables.paths import DAGS_DIR, PLUGINS_DIR
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ def dags_for(day: dt.date) -> list[str]:
     if day.day == 1:
         plan.append(MONTHLY_DAG)
     plan += ["receivables_risk", "collection_reminders", LEGAL_DAG]
-    if day.day == 1 and day.month in (1, 4, 7, 10):
+    if is_quarter_start(day):
         plan.append(QUARTERLY_DAG)
     return [d for d in plan if (DAGS_DIR / f"{d}.py").exists()]
 

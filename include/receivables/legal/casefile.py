@@ -38,8 +38,6 @@ import datetime as dt
 import json
 import os
 import re
-import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -60,6 +58,7 @@ from receivables.collection.compliance import customer_timezone, time_barred
 from receivables.collection.letters import BABEL_LOCALES
 from receivables.collection.strategy import Strategy
 from receivables.config import DEFAULT_BUCKETS, DEFAULT_TIMEZONE, Band
+from receivables.documents import CJK_FONT_PACKAGE, cjk_fonts, needs_cjk_font, pdf_from_html
 from receivables.legal import lifecycle
 from receivables.legal.selection import RuleResult
 from receivables.mail import Attachment, OutboundEmail
@@ -96,14 +95,6 @@ MAX_CREDIT_GRADES = 24
 #: The longest invoice description, note or customer message a document shows (cut with "…").
 DESCRIPTION_LENGTH = 200
 MESSAGE_LENGTH = 2000
-#: The Debian package of the font that covers Chinese (WenQuanYi Micro Hei).
-CJK_FONT_PACKAGE = "fonts-wqy-microhei"
-#: Chinese, Japanese and Korean characters and their punctuation and full-width forms: text
-#: holding one of them needs a font with CJK glyphs.
-_CJK = re.compile(
-    "[\u2e80-\u2fdf\u3000-\u303f\u3040-\u30ff\u3100-\u312f\u3190-\u31ff\u3400-\u4dbf"
-    "\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef\U00020000-\U0003134f]"
-)
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _ZERO = Decimal("0.00")
 
@@ -1079,32 +1070,6 @@ def case_file_context(case_file: CaseFile, strategy: Strategy) -> dict[str, Any]
 # --- fonts, PDF, files --------------------------------------------------------------------------
 
 
-def cjk_fonts() -> list[str]:
-    """The font families fontconfig knows that cover Chinese (``fc-list :lang=zh``); empty
-    when there is none, or no fontconfig."""
-    fc_list = shutil.which("fc-list")
-    if fc_list is None:
-        return []
-    try:
-        done = subprocess.run(
-            [fc_list, ":lang=zh", "family"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return []
-    if done.returncode != 0:
-        return []
-    return sorted({line.strip() for line in done.stdout.splitlines() if line.strip()})
-
-
-def needs_cjk_font(text: str) -> bool:
-    """Whether ``text`` holds a Chinese, Japanese or Korean character."""
-    return _CJK.search(text) is not None
-
-
 def check_fonts(documents: Iterable[str], case_id: str) -> None:
     """Raise :class:`CaseFileError` when a document holds Chinese text and no installed font
     covers Chinese: its PDF would show empty boxes where the text should be."""
@@ -1114,16 +1079,6 @@ def check_fonts(documents: Iterable[str], case_id: str) -> None:
             f"'fc-list :lang=zh' finds none), so its PDFs would print empty boxes; install "
             f"the Debian package {CJK_FONT_PACKAGE} (apt-get install {CJK_FONT_PACKAGE})"
         )
-
-
-def pdf_from_html(html: str) -> bytes:
-    """The PDF of ``html`` by WeasyPrint. Nothing outside the document is fetched (no file,
-    no URL): the documents carry their own styles and no images."""
-    from weasyprint import HTML
-    from weasyprint.urls import URLFetcher
-
-    refuse_all = URLFetcher(allowed_protocols=())
-    return HTML(string=html, base_url=None, url_fetcher=refuse_all).write_pdf()
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

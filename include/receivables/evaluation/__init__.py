@@ -1,0 +1,1 @@
+"""The quarterly evaluation: KPIs of the collection plan from the warehouse's history."""

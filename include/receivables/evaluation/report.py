@@ -1,0 +1,716 @@
+"""The quarterly evaluation report: gathered from the warehouse, written in Chinese and English
+(HTML, PDF, XLSX, chart images) under ``$RECEIVABLES_HOME/reports/quarterly/<quarter>/`` and
+emailed once to the management list.
+
+:func:`prepare_quarter` makes sure every quarter-end the report reads has its aging snapshot
+and its provisions (computed from the ledger when missing), so a first run on a quarter-start
+date reports what a history of daily runs would. :func:`evaluate` gathers the figures;
+:func:`write_report` renders them; :func:`report_email` is the management email (an HTML body in
+both languages with the charts inline, the PDFs and the workbook attached).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from babel import Locale
+from babel.numbers import format_decimal
+from markupsafe import Markup
+from sqlalchemy.engine import Engine
+
+from receivables.config import DEFAULT_TIMEZONE, Policy, Settings
+from receivables.documents import pdf_from_html
+from receivables.evaluation import charts
+from receivables.evaluation.kpis import METRICS, QuarterKpis, quarter_kpis, target_status
+from receivables.evaluation.quarters import Quarter
+from receivables.fx import rates_on
+from receivables.mail import Attachment, OutboundEmail
+from receivables.render import render
+from receivables.warehouse.schema import aging_snapshots, invoice_risk, invoices
+
+log = logging.getLogger(__name__)
+
+LOCALES = ("zh-CN", "en")
+_BABEL = {"zh-CN": "zh_CN", "en": "en"}
+TEMPLATE_FOLDER = "evaluation"
+
+#: What each KPI is called in the report.
+METRIC_LABELS: dict[str, dict[str, str]] = {
+    "total_outstanding": {"en": "Receivables outstanding", "zh-CN": "应收账款余额"},
+    "overdue_outstanding": {"en": "Overdue receivables", "zh-CN": "逾期应收账款"},
+    "overdue_ratio": {"en": "Overdue ratio", "zh-CN": "逾期率"},
+    "opening_outstanding": {"en": "Receivables at the opening", "zh-CN": "期初应收账款"},
+    "credit_sales": {"en": "Credit sales", "zh-CN": "赊销额"},
+    "recovery_rate": {"en": "Recovery rate", "zh-CN": "回收率"},
+    "collection_success_rate": {"en": "Collection success rate", "zh-CN": "催收成功率"},
+    "dso": {"en": "DSO", "zh-CN": "应收账款周转天数 (DSO)"},
+    "dso_countback": {"en": "DSO (countback)", "zh-CN": "DSO (倒推法)"},
+    "best_possible_dso": {"en": "Best possible DSO", "zh-CN": "最佳可能 DSO"},
+    "average_days_delinquent": {"en": "Average days delinquent", "zh-CN": "平均逾期天数"},
+    "cei": {"en": "Collection effectiveness index", "zh-CN": "催收有效性指数 (CEI)"},
+    "cure_rate": {"en": "Cure rate", "zh-CN": "逾期治愈率"},
+    "written_off": {"en": "Written off", "zh-CN": "核销金额"},
+    "bad_debt_ratio": {"en": "Bad-debt ratio", "zh-CN": "坏账率"},
+    "ecl_provision": {"en": "ECL provision", "zh-CN": "预期信用损失准备"},
+    "ecl_provision_change": {"en": "Change in ECL provision", "zh-CN": "预期信用损失准备变动"},
+    "reminders_sent": {"en": "Reminders sent", "zh-CN": "已发送催收提醒"},
+    "legal_cases_opened": {"en": "Legal cases opened", "zh-CN": "新立法律案件"},
+    "legal_recovered": {"en": "Recovered through legal cases", "zh-CN": "法律途径回收金额"},
+}
+#: The KPIs of the report's headline table (the others are in the workbook).
+HEADLINE = (
+    "total_outstanding",
+    "overdue_ratio",
+    "recovery_rate",
+    "collection_success_rate",
+    "dso",
+    "best_possible_dso",
+    "average_days_delinquent",
+    "cei",
+    "cure_rate",
+    "bad_debt_ratio",
+    "ecl_provision",
+)
+#: Aging buckets whose name is a word (the others are ranges of days).
+BUCKET_LABELS = {"current": {"en": "current", "zh-CN": "未逾期"}}
+#: Words of the report that are not KPI names.
+WORDS: dict[str, dict[str, str]] = {
+    "title": {"en": "Quarterly collection evaluation", "zh-CN": "季度催收评估报告"},
+    "aging_trend": {"en": "Receivables by aging bucket", "zh-CN": "应收账款账龄结构"},
+    "rolls": {"en": "Roll rates to the next bucket", "zh-CN": "账龄迁徙率"},
+    "recovery": {"en": "Recovery, cure and CEI", "zh-CN": "回收率、治愈率与 CEI"},
+    "ranking": {"en": "Collectors by recovery rate", "zh-CN": "催收员回收率排名"},
+    "period": {"en": "Quarter", "zh-CN": "评估期间"},
+    "headline": {"en": "Key figures", "zh-CN": "关键指标"},
+    "metric": {"en": "Metric", "zh-CN": "指标"},
+    "target": {"en": "Target", "zh-CN": "目标"},
+    "status": {"en": "Status", "zh-CN": "状态"},
+    "met": {"en": "met", "zh-CN": "达标"},
+    "missed": {"en": "missed", "zh-CN": "未达标"},
+    "trend": {"en": "Trend", "zh-CN": "趋势"},
+    "amounts_in": {"en": "Amounts in", "zh-CN": "金额单位"},
+    "books": {"en": "By currency", "zh-CN": "分币种"},
+    "currency": {"en": "Currency", "zh-CN": "币种"},
+    "findings": {"en": "Findings and recommendations", "zh-CN": "评估发现与调整建议"},
+    "no_findings": {
+        "en": "No rule found anything to change this quarter.",
+        "zh-CN": "本季度各项规则均未发现需要调整之处。",
+    },
+    "missing_rates": {
+        "en": "No exchange rate on the quarter's last day for these currencies; their books are "
+        "left out of the totals:",
+        "zh-CN": "以下币种在季末没有汇率，未计入合计：",
+    },
+    "ecl_missing": {
+        "en": "The provisions of the quarter's last day have not been computed.",
+        "zh-CN": "季末的预期信用损失准备尚未计算。",
+    },
+    "charts": {"en": "Charts", "zh-CN": "图表"},
+    "collectors": {"en": "Collector performance", "zh-CN": "催收员绩效"},
+    "unassigned": {"en": "(no collector)", "zh-CN": "（未分配催收员）"},
+    "rank": {"en": "Rank", "zh-CN": "排名"},
+    "collector": {"en": "Collector", "zh-CN": "催收员"},
+    "recovered": {"en": "Recovered", "zh-CN": "回收金额"},
+    "success_rate": {"en": "Reminder success", "zh-CN": "提醒成功率"},
+    "promises_kept": {"en": "Promises kept", "zh-CN": "履约承诺"},
+    "cases": {"en": "Legal cases", "zh-CN": "法律案件"},
+    "incentive": {"en": "Proposed incentive", "zh-CN": "建议奖励"},
+    "feedback_title": {"en": "Customer disputes and feedback", "zh-CN": "客户争议与反馈"},
+    "dispute": {"en": "dispute", "zh-CN": "争议"},
+    "feedback": {"en": "feedback", "zh-CN": "反馈"},
+    "open": {"en": "open", "zh-CN": "未解决"},
+    "resolved": {"en": "resolved", "zh-CN": "已解决"},
+    "received": {"en": "Received in the quarter", "zh-CN": "本季度收到"},
+    "open_disputes": {
+        "en": "Disputes still open at the quarter's end",
+        "zh-CN": "季末仍未解决的争议",
+    },
+    "recent": {"en": "Latest messages", "zh-CN": "最近的留言"},
+    "date": {"en": "Date", "zh-CN": "日期"},
+    "customer": {"en": "Customer", "zh-CN": "客户"},
+    "kind": {"en": "Kind", "zh-CN": "类型"},
+    "message": {"en": "Message", "zh-CN": "内容"},
+    "count": {"en": "Count", "zh-CN": "数量"},
+    "incentive_note": {
+        "en": "Incentives are proposals for management to decide on; nothing is paid.",
+        "zh-CN": "奖励金额仅为建议，由管理层决定，系统不会自动发放。",
+    },
+}
+
+
+@dataclass
+class Evaluation:
+    """Everything the report shows, for ``quarter`` (the last of ``trend``)."""
+
+    quarter: Quarter
+    reporting_currency: str
+    trend: list[QuarterKpis]
+    #: per trend quarter label, the receivables at its end by aging bucket (reporting currency)
+    aging: dict[str, dict[str, Decimal]]
+    buckets: list[str]
+    targets: dict[str, Any]
+    collectors: Any = None
+    rolls: dict[str, dict[tuple[str, str], Decimal | None]] = field(default_factory=dict)
+    findings: list[Any] = field(default_factory=list)
+    feedback: Any = None
+
+    @property
+    def current(self) -> QuarterKpis:
+        """The evaluated quarter's KPIs."""
+        return self.trend[-1]
+
+    @property
+    def missing_fx_rates(self) -> list[str]:
+        """Currencies left out of the portfolio's figures in any trend quarter."""
+        return sorted({c for k in self.trend for c in k.missing_fx_rates})
+
+
+# --- preparing and gathering -----------------------------------------------------------------
+
+
+def quarter_ends(quarter: Quarter, policy: Policy) -> list[dt.date]:
+    """The quarter-ends the report reads: every trend quarter's and the one before the oldest
+    (for the change in provisions)."""
+    trend = quarter.trend(policy.evaluation.trend_quarters)
+    return [trend[0].previous().end] + [q.end for q in trend]
+
+
+def prepare_quarter(engine: Engine, quarter: Quarter, policy: Policy) -> dict[str, Any]:
+    """Compute, from the ledger, the aging snapshot, customer classes and provisions of every
+    quarter-end the report reads that has no provisions yet (each step replaces its date's rows;
+    a date before the first invoice needs none). Returns the dates computed."""
+    from receivables.aging import compute_snapshot
+    from receivables.risk.classification import compute_customer_classes
+    from receivables.risk.provisions import compute_provisions
+
+    with engine.connect() as conn:
+        first = conn.execute(sa.select(sa.func.min(invoices.c.issue_date))).scalar()
+        done = set(
+            conn.execute(
+                sa.select(invoice_risk.c.as_of_date)
+                .distinct()
+                .where(invoice_risk.c.as_of_date.in_(quarter_ends(quarter, policy)))
+            ).scalars()
+        )
+    computed = []
+    for day in quarter_ends(quarter, policy):
+        if first is None or day < first or day in done:
+            continue
+        log.info("quarter-end %s has no provisions: computing them from the ledger", day)
+        compute_snapshot(engine, day, policy.aging, summary=False)
+        compute_customer_classes(engine, day, policy)
+        compute_provisions(engine, day, policy.aging, policy.provisions)
+        computed.append(day.isoformat())
+    return {"quarter": quarter.label, "computed": computed}
+
+
+def aging_trend(
+    engine: Engine, quarters: list[Quarter], policy: Policy
+) -> dict[str, dict[str, Decimal]]:
+    """Per quarter, the receivables at its end by aging bucket, in the reporting currency (each
+    currency at that day's rate; one without a rate is left out, as in the KPIs)."""
+    from receivables.aging import ensure_snapshots
+
+    ensure_snapshots(engine, [q.end for q in quarters], policy.aging)
+    s = aging_snapshots.c
+    total = sa.type_coerce(sa.func.sum(s.outstanding), s.outstanding.type)
+    out: dict[str, dict[str, Decimal]] = {}
+    reporting = policy.currency.reporting_currency
+    for quarter in quarters:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(s.currency, s.bucket, total)
+                .where(s.as_of_date == quarter.end)
+                .group_by(s.currency, s.bucket)
+            ).all()
+        rates = rates_on(engine, quarter.end, reporting)
+        buckets = {b.name: Decimal("0.00") for b in policy.aging.buckets}
+        for currency, bucket, amount in rows:
+            converted = rates.convert(Decimal(amount), currency)
+            if converted is not None:
+                buckets[bucket] += converted
+        out[quarter.label] = buckets
+    return out
+
+
+def evaluate(
+    engine: Engine,
+    quarter: Quarter,
+    policy: Policy,
+    strategy: Any = None,
+    timezone: str = DEFAULT_TIMEZONE,
+) -> Evaluation:
+    """Gather the evaluation of ``quarter`` (run :func:`prepare_quarter` first); ``strategy``
+    (the dunning strategy) lets the recommendations name its stages' days."""
+    quarters = quarter.trend(policy.evaluation.trend_quarters)
+    trend = []
+    for q in quarters:
+        log.info("KPIs of %s", q.label)
+        trend.append(quarter_kpis(engine, q, policy))
+    from receivables.evaluation.collectors import collector_performance
+    from receivables.evaluation.findings import feedback_summary, findings, quarterly_roll_rates
+
+    log.info("roll rates, findings, collector performance and feedback of %s", quarter.label)
+    rolls = quarterly_roll_rates(engine, quarters, policy)
+    return Evaluation(
+        quarter=quarter,
+        reporting_currency=policy.currency.reporting_currency,
+        trend=trend,
+        aging=aging_trend(engine, quarters, policy),
+        buckets=[b.name for b in policy.aging.buckets],
+        targets=dict(policy.evaluation.targets),
+        collectors=collector_performance(engine, quarter, policy),
+        rolls=rolls,
+        findings=findings(trend, rolls, policy, strategy),
+        feedback=feedback_summary(engine, quarter, timezone),
+    )
+
+
+# --- formatting ------------------------------------------------------------------------------
+
+
+def formatted(value: Decimal | None, unit: str, locale: str) -> str:
+    """A KPI value as the report shows it: money grouped with two decimals, ratios as
+    percentages with one decimal, days with one decimal, counts whole; ``–`` without one."""
+    if value is None:
+        return "–"
+    babel = Locale.parse(_BABEL[locale])
+    if unit == "ratio":
+        return format_decimal(value * 100, format="#,##0.0", locale=babel) + " %"
+    if unit == "days":
+        return format_decimal(value, format="#,##0.0", locale=babel)
+    if unit == "count":
+        return format_decimal(value, format="#,##0", locale=babel)
+    return format_decimal(value, format="#,##0.00", locale=babel)
+
+
+# --- the files -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """What :func:`write_report` wrote (paths) and the charts (for the email)."""
+
+    folder: Path
+    html: dict[str, Path]
+    pdf: dict[str, Path]
+    xlsx: Path
+    charts: dict[str, dict[str, bytes]]  # locale -> chart name -> PNG
+
+
+def draw_charts(evaluation: Evaluation, locale: str) -> dict[str, bytes]:
+    """The report's charts in ``locale``: aging trend, roll rates, recovery, collector
+    ranking."""
+    labels = [k.quarter.label for k in evaluation.trend]
+    out = {
+        "aging": charts.stacked_bars(
+            WORDS["aging_trend"][locale],
+            labels,
+            [
+                (_bucket(b, locale), [evaluation.aging[q][b] for q in labels])
+                for b in evaluation.buckets
+            ],
+            locale,
+            unit=evaluation.reporting_currency,
+        ),
+        "recovery": charts.lines(
+            WORDS["recovery"][locale],
+            labels,
+            [
+                (METRIC_LABELS[m][locale], [k.values[m] for k in evaluation.trend])
+                for m in ("recovery_rate", "cure_rate", "cei", "collection_success_rate")
+            ],
+            locale,
+        ),
+    }
+    if evaluation.rolls:
+        transitions = _transitions(evaluation)
+        out["rolls"] = charts.lines(
+            WORDS["rolls"][locale],
+            labels,
+            [
+                (
+                    f"{_bucket(a, locale)} → {_bucket(b, locale)}",
+                    [evaluation.rolls.get(q, {}).get((a, b)) for q in labels],
+                )
+                for a, b in transitions
+            ],
+            locale,
+        )
+    ranked = _ranked_collectors(evaluation)
+    if ranked:
+        out["ranking"] = charts.ranking(
+            WORDS["ranking"][locale],
+            [name for name, _ in ranked],
+            [rate for _, rate in ranked],
+            locale,
+        )
+    return out
+
+
+def _bucket(name: str, locale: str) -> str:
+    return BUCKET_LABELS.get(name, {}).get(locale, name)
+
+
+def _transitions(evaluation: Evaluation) -> list[tuple[str, str]]:
+    """The roll transitions of the trend, in the buckets' order."""
+    order = {b: i for i, b in enumerate(evaluation.buckets)}
+    found = {t for rolls in evaluation.rolls.values() for t in rolls}
+    return sorted(found, key=lambda t: (order.get(t[0], len(order)), t[1]))
+
+
+def _ranked_collectors(evaluation: Evaluation) -> list[tuple[str, Decimal | None]]:
+    report = evaluation.collectors
+    if report is None:
+        return []
+    rows = getattr(report, "ranked", None) or []
+    return [(str(getattr(r, "name", None) or r.collector_id), r.recovery_rate) for r in rows]
+
+
+def _context(evaluation: Evaluation, locale: str, images: dict[str, str]) -> dict[str, Any]:
+    current = evaluation.current
+    rows = []
+    for name in HEADLINE:
+        unit = next(m.unit for m in METRICS if m.name == name)
+        target = evaluation.targets.get(name)
+        rows.append(
+            {
+                "label": METRIC_LABELS[name][locale],
+                "value": formatted(current.values[name], unit, locale),
+                "trend": [formatted(k.values[name], unit, locale) for k in evaluation.trend],
+                "target": None
+                if target is None
+                else ("≥ " if target.better == "higher" else "≤ ")
+                + formatted(target.value, unit, locale),
+                "status": target_status(current.values[name], target),
+            }
+        )
+    return {
+        "locale": locale,
+        "words": {k: v[locale] for k, v in WORDS.items()},
+        "quarter": evaluation.quarter.label,
+        "start": evaluation.quarter.start.isoformat(),
+        "end": evaluation.quarter.end.isoformat(),
+        "currency": evaluation.reporting_currency,
+        "quarters": [k.quarter.label for k in evaluation.trend],
+        "rows": rows,
+        "images": images,
+        "missing_fx_rates": evaluation.missing_fx_rates,
+        "ecl_missing": current.ecl_missing,
+        "books": [
+            {
+                "currency": currency,
+                "values": {
+                    m: formatted(values[m], next(x.unit for x in METRICS if x.name == m), locale)
+                    for m in ("total_outstanding", "overdue_ratio", "dso", "cei", "recovery_rate")
+                },
+            }
+            for currency, values in sorted(current.books.items())
+        ],
+        "labels": {k: v[locale] for k, v in METRIC_LABELS.items()},
+        "collectors": [
+            {
+                "rank": r.rank,
+                "name": r.name or r.collector_id or WORDS["unassigned"][locale],
+                "recovered": formatted(r.recovered, "money", locale),
+                "recovery_rate": formatted(r.recovery_rate, "ratio", locale),
+                "success_rate": formatted(r.success_rate, "ratio", locale),
+                "promises": f"{r.promises_kept} / {r.promises_due}",
+                "cases": r.legal_cases_opened,
+                "incentive": formatted(r.incentive_proposal, "money", locale),
+            }
+            for r in (evaluation.collectors.results if evaluation.collectors else [])
+        ],
+        "findings": [f.text(locale) for f in evaluation.findings],
+        "feedback": None
+        if evaluation.feedback is None
+        else {
+            "received": evaluation.feedback.received,
+            "counts": [
+                (
+                    WORDS.get(kind, {}).get(locale, kind),
+                    WORDS.get(status, {}).get(locale, status),
+                    n,
+                )
+                for kind, by_status in sorted(evaluation.feedback.counts.items())
+                for status, n in sorted(by_status.items())
+            ],
+            "open_disputes": evaluation.feedback.open_disputes_at_end,
+            "recent": [
+                {
+                    "date": m.date.isoformat(),
+                    "customer": m.customer_id,
+                    "kind": WORDS.get(m.kind, {}).get(locale, m.kind),
+                    "message": m.message,
+                }
+                for m in evaluation.feedback.recent
+            ],
+        },
+    }
+
+
+def render_html(evaluation: Evaluation, locale: str, images: dict[str, str]) -> str:
+    """The report in ``locale``; ``images`` maps chart names to the URLs that show them."""
+    return render(f"{TEMPLATE_FOLDER}/report.html", **_context(evaluation, locale, images))
+
+
+def write_xlsx(evaluation: Evaluation, path: Path) -> None:
+    """The workbook: every KPI of every trend quarter, each book's, collectors, findings."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = "KPIs"
+    labels = [k.quarter.label for k in evaluation.trend]
+    sheet.append(["metric", "指标 / KPI", "unit", *labels, "target", "status"])
+    for m in METRICS:
+        target = evaluation.targets.get(m.name)
+        sheet.append(
+            [
+                m.name,
+                f"{METRIC_LABELS[m.name]['zh-CN']} / {METRIC_LABELS[m.name]['en']}",
+                m.unit,
+                *[_cell(k.values[m.name]) for k in evaluation.trend],
+                None if target is None else f"{target.better} {target.value}",
+                target_status(evaluation.current.values[m.name], target),
+            ]
+        )
+    books = workbook.create_sheet("Books")
+    books.append(["currency", "metric", "value"])
+    for currency, values in sorted(evaluation.current.books.items()):
+        for name, value in values.items():
+            books.append([currency, name, _cell(value)])
+    staff = workbook.create_sheet("Collectors")
+    staff.append(
+        [
+            "rank",
+            "collector_id",
+            "name",
+            "customers",
+            "overdue_at_opening",
+            "recovered",
+            "recovery_rate",
+            "reminders_sent",
+            "success_rate",
+            "promises_due",
+            "promises_kept",
+            "legal_cases_opened",
+            "incentive_proposal",
+        ]
+    )
+    for r in evaluation.collectors.results if evaluation.collectors else []:
+        staff.append(
+            [
+                r.rank,
+                r.collector_id,
+                r.name,
+                r.customers,
+                _cell(r.overdue_at_opening),
+                _cell(r.recovered),
+                _cell(r.recovery_rate),
+                r.reminders_sent,
+                _cell(r.success_rate),
+                r.promises_due,
+                r.promises_kept,
+                r.legal_cases_opened,
+                _cell(r.incentive_proposal),
+            ]
+        )
+    found = workbook.create_sheet("Findings")
+    found.append(["severity", "code", "subject", "发现与建议", "finding and recommendation"])
+    for finding in evaluation.findings:
+        found.append(
+            [
+                finding.severity,
+                finding.code,
+                finding.subject_name,
+                finding.text("zh-CN"),
+                finding.text("en"),
+            ]
+        )
+    rolls = workbook.create_sheet("Roll rates")
+    rolls.append(["from", "to", *labels])
+    for a, b in _transitions(evaluation):
+        rolls.append([a, b, *[_cell(evaluation.rolls.get(q, {}).get((a, b))) for q in labels]])
+    aging = workbook.create_sheet("Aging")
+    aging.append(["bucket", *labels])
+    for bucket in evaluation.buckets:
+        aging.append([bucket, *[_cell(evaluation.aging[q][bucket]) for q in labels]])
+    for ws in workbook.worksheets:
+        for cell in ws[1]:
+            cell.font = Font(bold=True)
+    workbook.properties.creator = "receivables"
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        workbook.save(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def _cell(value: Decimal | None) -> float | int | None:
+    # a workbook holds numbers as IEEE doubles: exact for every cent up to 2**53 cents
+    if value is None:
+        return None
+    if value == value.to_integral_value() and value.as_tuple().exponent >= 0:
+        return int(value)
+    return float(value)
+
+
+def _data_url(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _write(path: Path, data: bytes) -> None:
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def report_folder(settings: Settings, quarter: Quarter) -> Path:
+    """``$RECEIVABLES_HOME/reports/quarterly/<quarter>``."""
+    return settings.reports_dir / "quarterly" / quarter.label
+
+
+def write_report(evaluation: Evaluation, folder: Path) -> ReportFiles:
+    """Write the report into ``folder``: ``report-<locale>.html`` and ``.pdf`` in each language,
+    ``report.xlsx``, ``charts/<name>-<locale>.png``, ``figures.json`` (the KPIs as computed)
+    and the management email's ``email.html`` and ``email.txt``. Files of an earlier run are
+    replaced (stale charts removed)."""
+    for old in (folder / "charts").glob("*.png") if (folder / "charts").is_dir() else ():
+        old.unlink()
+    (folder / "charts").mkdir(parents=True, exist_ok=True)
+    html: dict[str, Path] = {}
+    pdf: dict[str, Path] = {}
+    drawn: dict[str, dict[str, bytes]] = {}
+    for locale in LOCALES:
+        drawn[locale] = draw_charts(evaluation, locale)
+        for name, png in drawn[locale].items():
+            _write(folder / "charts" / f"{name}-{locale}.png", png)
+        page = render_html(evaluation, locale, {n: _data_url(p) for n, p in drawn[locale].items()})
+        html[locale] = folder / f"report-{locale}.html"
+        _write(html[locale], page.encode("utf-8"))
+        pdf[locale] = folder / f"report-{locale}.pdf"
+        _write(pdf[locale], pdf_from_html(page, images=True))
+    xlsx = folder / "report.xlsx"
+    write_xlsx(evaluation, xlsx)
+    figures = {
+        "quarter": evaluation.quarter.label,
+        "reporting_currency": evaluation.reporting_currency,
+        "kpis": {
+            k.quarter.label: {n: None if v is None else str(v) for n, v in k.values.items()}
+            for k in evaluation.trend
+        },
+        "missing_fx_rates": evaluation.missing_fx_rates,
+    }
+    _write(folder / "figures.json", json.dumps(figures, indent=2).encode("utf-8"))
+    files = ReportFiles(folder=folder, html=html, pdf=pdf, xlsx=xlsx, charts=drawn)
+    mail_html, mail_text = _email_bodies(evaluation, files)
+    _write(folder / "email.html", mail_html.encode("utf-8"))
+    _write(folder / "email.txt", mail_text.encode("utf-8"))
+    return files
+
+
+def _content_id(chart: Path, quarter: str) -> str:
+    return f"{chart.stem}.{quarter}@receivables"
+
+
+def _email_bodies(evaluation: Evaluation, files: ReportFiles) -> tuple[str, str]:
+    """The management email's HTML (both languages, Chinese first, charts by content id) and
+    plain text (the headline figures)."""
+    bodies = []
+    for locale in LOCALES:
+        images = {
+            name: "cid:" + _content_id(Path(f"{name}-{locale}.png"), evaluation.quarter.label)
+            for name in files.charts[locale]
+        }
+        bodies.append(
+            Markup(
+                render(
+                    f"{TEMPLATE_FOLDER}/_report_body.html",
+                    **_context(evaluation, locale, images),
+                )
+            )
+        )
+    html = render(f"{TEMPLATE_FOLDER}/email.html", bodies=bodies, quarter=evaluation.quarter.label)
+    text = render(
+        f"{TEMPLATE_FOLDER}/email.txt",
+        quarter=evaluation.quarter.label,
+        rows=[
+            (
+                METRIC_LABELS[m]["zh-CN"],
+                METRIC_LABELS[m]["en"],
+                formatted(evaluation.current.values[m], _unit(m), "en"),
+            )
+            for m in HEADLINE
+        ],
+        currency=evaluation.reporting_currency,
+    )
+    return html, text
+
+
+#: MIME type of the workbook.
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def report_email(folder: Path, quarter: Quarter, to: tuple[str, ...]) -> OutboundEmail:
+    """The management email from the files :func:`write_report` left in ``folder``: the HTML
+    body in both languages with the charts inline, the two PDFs and the workbook attached;
+    keyed by the quarter, so it is sent once."""
+    needed = ["email.html", "email.txt", "report.xlsx"] + [f"report-{x}.pdf" for x in LOCALES]
+    missing = [name for name in needed if not (folder / name).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"the report of {quarter.label} in {folder} is incomplete (no {', '.join(missing)}): "
+            "write it again before sending"
+        )
+    inline = [
+        Attachment(
+            chart.name,
+            "image/png",
+            chart.read_bytes(),
+            content_id=_content_id(chart, quarter.label),
+        )
+        for chart in sorted((folder / "charts").glob("*.png"))
+    ]
+    attached = [
+        Attachment(
+            f"report-{locale}.pdf",
+            "application/pdf",
+            (folder / f"report-{locale}.pdf").read_bytes(),
+        )
+        for locale in LOCALES
+    ]
+    attached.append(Attachment("report.xlsx", XLSX_TYPE, (folder / "report.xlsx").read_bytes()))
+    return OutboundEmail(
+        key=f"quarterly-evaluation/{quarter.label}",
+        to=to,
+        subject=f"季度催收评估报告 Quarterly collection evaluation {quarter.label}",
+        text=(folder / "email.txt").read_text(encoding="utf-8"),
+        html=(folder / "email.html").read_text(encoding="utf-8"),
+        category="quarterly-evaluation",
+        attachments=(*inline, *attached),
+    )
+
+
+def _unit(name: str) -> str:
+    return next(m.unit for m in METRICS if m.name == name)

@@ -1,0 +1,38 @@
+-- Per collector and currency, what their customers' invoices owed overdue at the quarter's
+-- opening and what was paid on them in the quarter, with the definitions of
+-- quarter_ledger.sql's `opening_overdue` and `recovered`: `opening` is the day before the
+-- quarter's first day, `closing` its last. An invoice is overdue at the opening when issued on
+-- or before it, due before it and still owing then (amount - payments dated on or before it
+-- > 0); payments dated after the opening up to `closing` count, each invoice at most up to
+-- what it owed at the opening. A customer's collector is customers.collector_id when it names
+-- a row of collectors, else NULL (the unassigned; an unknown customer too). Money comes out as
+-- whole cents.
+WITH paid AS (
+    SELECT invoice_id,
+           SUM(CASE WHEN paid_date <= {{ date_param('opening') }} THEN amount ELSE 0 END)
+               AS by_opening,
+           SUM(CASE WHEN paid_date > {{ date_param('opening') }} THEN amount ELSE 0 END)
+               AS in_quarter
+    FROM payments
+    WHERE paid_date <= {{ date_param('closing') }}
+    GROUP BY invoice_id
+), overdue AS (
+    SELECT i.customer_id, i.currency,
+           i.amount - COALESCE(p.by_opening, 0) AS open_then,
+           COALESCE(p.in_quarter, 0) AS paid_in_quarter
+    FROM invoices i
+    LEFT JOIN paid p ON p.invoice_id = i.invoice_id
+    WHERE i.issue_date <= {{ date_param('opening') }}
+      AND i.due_date < {{ date_param('opening') }}
+      AND i.amount - COALESCE(p.by_opening, 0) > 0
+)
+SELECT k.collector_id,
+       o.currency,
+       {{ exact_cents('SUM(o.open_then)') }} AS overdue_at_opening,
+       {{ exact_cents('SUM(CASE WHEN o.paid_in_quarter < o.open_then
+                                THEN o.paid_in_quarter ELSE o.open_then END)') }} AS recovered
+FROM overdue o
+LEFT JOIN customers c ON c.customer_id = o.customer_id
+LEFT JOIN collectors k ON k.collector_id = c.collector_id
+GROUP BY k.collector_id, o.currency
+ORDER BY k.collector_id, o.currency;
