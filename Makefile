@@ -24,7 +24,7 @@ install: $(VENV)/.installed
 # ledger with a few defective rows, the daily DAGs through Airflow for two earlier days (so that
 # reminders, then final notices, have gone out) and for the first of a month (ingest, the
 # monthly credit model, risk, reminders, legal escalation with every case approved through
-# Airflow's API), and the exports.
+# Airflow's API, and on a quarter's first day the quarterly evaluation), and the exports.
 demo: install
 	@mkdir -p $(DEMO_HOME) && find $(DEMO_HOME) -mindepth 1 -maxdepth 1 ! -name airflow -exec rm -rf {} +
 	@export RECEIVABLES_HOME=$(DEMO_HOME) && unset RECEIVABLES_INBOX && set -e && \
@@ -46,7 +46,11 @@ demo: install
 	$(BIN)/receivables export worklist --as-of $(DEMO_AS_OF) \
 		--out $(DEMO_HOME)/reports/worklist-$(DEMO_AS_OF).csv && \
 	$(BIN)/receivables export legal_cases --as-of $(DEMO_AS_OF) \
-		--out $(DEMO_HOME)/reports/legal-cases-$(DEMO_AS_OF).csv
+		--out $(DEMO_HOME)/reports/legal-cases-$(DEMO_AS_OF).csv && \
+	quarter_end=$$(date -d "$(DEMO_AS_OF) -1 day" +%F) && \
+	case $$quarter_end in *-03-31|*-06-30|*-09-30|*-12-31) \
+		$(BIN)/receivables export kpis --as-of $$quarter_end \
+			--out $(DEMO_HOME)/reports/kpis-$$quarter_end.csv;; esac
 
 # The same demo with the sendgrid_default connection pointing at SendGrid's contract mock (Prism,
 # installed from npm on first use): every email goes through SendGrid's Mail Send API. It runs
@@ -65,6 +69,7 @@ airflow: install
 bench: install
 	$(BIN)/python -m tests.benchmarks.run
 	$(BIN)/python -m tests.benchmarks.reminders
+	$(BIN)/python -m tests.benchmarks.evaluation
 
 lint: install
 	$(BIN)/ruff check .

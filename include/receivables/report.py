@@ -81,6 +81,34 @@ def _legal_lines(settings: Settings, engine: Engine, as_of: dt.date) -> list[str
     return lines
 
 
+def _evaluation_lines(settings: Settings, as_of: dt.date) -> list[str]:
+    import json
+
+    from receivables.evaluation.quarters import just_ended
+    from receivables.evaluation.report import report_folder
+
+    quarter = just_ended(as_of)
+    folder = report_folder(settings, quarter)
+    figures = folder / "figures.json"
+    if not figures.is_file():
+        return [f"  quarterly evaluation {quarter.label}: no report written"]
+    kpis = json.loads(figures.read_text(encoding="utf-8"))["kpis"][quarter.label]
+
+    def shown(name: str, percent: bool = True) -> str:
+        value = kpis.get(name)
+        if value is None:
+            return "–"
+        return f"{float(value) * 100:.1f} %" if percent else f"{float(value):.1f}"
+
+    return [
+        f"  quarterly evaluation {quarter.label}: overdue ratio {shown('overdue_ratio')}, "
+        f"recovery rate {shown('recovery_rate')}, CEI {shown('cei')}, "
+        f"DSO {shown('dso', percent=False)} days; "
+        f"sent to {', '.join(settings.management_emails)}",
+        f"    report       {folder}",
+    ]
+
+
 def run_summary(
     settings: Settings, engine: Engine, as_of: dt.date, reports: list, log_file: Path | None
 ) -> str:
@@ -135,6 +163,8 @@ def run_summary(
         lines += _reminder_lines(engine, as_of)
     if any(r.dag_id == "legal_escalation" for r in reports):
         lines += _legal_lines(settings, engine, as_of)
+    if any(r.dag_id == "quarterly_evaluation" for r in reports):
+        lines += _evaluation_lines(settings, as_of)
     outbox = settings.outbox_dir
     emails = len(list(outbox.glob("*.eml"))) if outbox.exists() else 0
     lines += [
@@ -152,7 +182,7 @@ def run_summary(
         lines.append(f"    Airflow log  {log_file}")
     lines.append(
         "  exports: receivables export "
-        "aging|rejects|scores|warnings|reminders|worklist|legal_cases "
+        "aging|rejects|scores|warnings|reminders|worklist|legal_cases|kpis "
         f"--as-of {as_of} "
         "--out FILE.csv"
     )

@@ -1,3 +1,4 @@
+{% import "evaluation/_ledger.sql" as ledger with context %}
 -- Per collector and currency, what their customers' invoices owed overdue at the quarter's
 -- opening and what was paid on them in the quarter, with the definitions of
 -- quarter_ledger.sql's `opening_overdue` and `recovered`: `opening` is the day before the
@@ -8,14 +9,7 @@
 -- a row of collectors, else NULL (the unassigned; an unknown customer too). Money comes out as
 -- whole cents.
 WITH paid AS (
-    SELECT invoice_id,
-           SUM(CASE WHEN paid_date <= {{ date_param('opening') }} THEN amount ELSE 0 END)
-               AS by_opening,
-           SUM(CASE WHEN paid_date > {{ date_param('opening') }} THEN amount ELSE 0 END)
-               AS in_quarter
-    FROM payments
-    WHERE paid_date <= {{ date_param('closing') }}
-    GROUP BY invoice_id
+{{ ledger.paid_by_invoice() }}
 ), overdue AS (
     SELECT i.customer_id, i.currency,
            i.amount - COALESCE(p.by_opening, 0) AS open_then,

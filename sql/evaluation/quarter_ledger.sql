@@ -1,17 +1,11 @@
+{% import "evaluation/_ledger.sql" as ledger with context %}
 -- The ledger side of one quarter's KPIs, per currency, from invoices and payments alone (so a
 -- first run on a quarter-start date, or a backfill, gives what a year of daily runs would):
 -- `opening` is the day before the quarter's first day, `start` its first day, `closing` its last.
 -- Outstanding on a day = amount - payments with paid_date on or before it, for invoices issued
 -- on or before it, counted when positive (the aging definition). Money comes out as whole cents.
 WITH paid AS (
-    SELECT invoice_id,
-           SUM(CASE WHEN paid_date <= {{ date_param('opening') }} THEN amount ELSE 0 END)
-               AS by_opening,
-           SUM(CASE WHEN paid_date > {{ date_param('opening') }} THEN amount ELSE 0 END)
-               AS in_quarter
-    FROM payments
-    WHERE paid_date <= {{ date_param('closing') }}
-    GROUP BY invoice_id
+{{ ledger.paid_by_invoice() }}
 ), facts AS (
     SELECT i.currency, i.amount, i.issue_date, i.due_date,
            CASE WHEN i.issue_date <= {{ date_param('opening') }}

@@ -74,6 +74,7 @@ def standalone(tmp_path):
             # only the triggered run: a scheduled one for today would take the inbox first
             "RECEIVABLES_INGEST_CRON": "none",
             "RECEIVABLES_MODEL_CRON": "none",
+            "RECEIVABLES_QUARTERLY_CRON": "none",
         }
     )
     subprocess.run([str(BIN / "receivables"), "init"], env=env, check=True, capture_output=True)

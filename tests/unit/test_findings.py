@@ -280,7 +280,7 @@ def test_the_cure_rate_falling_two_quarters_recommends_earlier_calls():
         "ladder (they now start on day 15 past due)."
     )
     assert zh == (
-        "2025年第二季度，逾期账款结清率为27.0%，已连续2个季度下降（30.0% → 28.0% → 27.0%），"
+        "2025年第二季度，逾期治愈率为27.0%，已连续2个季度下降（30.0% → 28.0% → 27.0%），"
         "建议在催收流程中更早安排电话催收（目前从逾期第15天开始）。"
     )
     assert cure_rate_falling(evidence(cure_rate=["0.30", "0.26", "0.24"])).severity == "high"
@@ -379,7 +379,7 @@ def test_the_cei_falling_two_quarters_recommends_reviewing_the_follow_up():
     en, zh = texts(found)
     assert "the collection effectiveness index (CEI) was 82.0%" in en
     assert "promises to pay" in en
-    assert "收款有效性指数（CEI）为82.0%，已连续2个季度下降（90.0% → 85.0% → 82.0%）" in zh
+    assert "催收有效性指数 (CEI)为82.0%，已连续2个季度下降（90.0% → 85.0% → 82.0%）" in zh
     assert cei_falling(evidence(cei=["0.90", "0.78", "0.70"])).severity == "high"
     assert cei_falling(evidence(cei=["0.90", "0.85", "0.86"])) is None
     assert cei_falling(evidence(cei=["0.85", "0.82"])) is None

@@ -417,3 +417,36 @@ def test_a_target_is_met_from_the_right_side():
     assert kpis.target_status(Decimal("0.29"), higher) == "missed"
     assert kpis.target_status(None, higher) is None
     assert kpis.target_status(Decimal(1), None) is None
+
+
+def test_grade_migration_counts_customers_graded_on_both_days(worked):
+    from receivables.warehouse.schema import credit_scores
+
+    def scores(day, grades):
+        return [
+            {
+                "as_of_date": day,
+                "customer_id": customer,
+                "model_id": 0,
+                "score": 600.0,
+                "pd": 0.05,
+                "grade": grade,
+                "reasons": "",
+            }
+            for customer, grade in grades.items()
+        ]
+
+    # the opening's scores only: no migration yet
+    with worked.begin() as conn:
+        conn.execute(credit_scores.insert(), scores(Q2.opening, {"C1": "B", "C2": "C", "C3": "B"}))
+    values = quarter_kpis(worked, Q2, Policy()).values
+    assert values["grades_improved"] is None
+    with worked.begin() as conn:
+        conn.execute(
+            credit_scores.insert(), scores(Q2.end, {"C1": "D", "C2": "A", "C3": "B", "C4": "E"})
+        )
+    result = quarter_kpis(worked, Q2, Policy())
+    assert result.grade_migration == {("B", "D"): 1, ("C", "A"): 1, ("B", "B"): 1}  # C4: new
+    assert result.values["grades_improved"] == 1
+    assert result.values["grades_worsened"] == 1
+    assert result.values["grades_unchanged"] == 1

@@ -150,6 +150,7 @@ def test_every_sql_file_renders_for_both_dialects():
         "stg": "stg_x",
         "id": "invoice_id",
         "bucket_names": ["current", "1-30"],
+        "loss_class": "loss",
     }
     for path in sorted(p for p in SQL_DIR.rglob("*.sql") if not p.name.startswith("_")):
         for dialect in ("sqlite", "postgresql"):

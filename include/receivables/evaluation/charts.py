@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from functools import cache
 
-from receivables.documents import CJK_FONT_PACKAGE, cjk_font_files
+from receivables.documents import CJK_FONT_PACKAGE, cjk_font_files, needs_cjk_font
 
 #: Pixels per inch of the PNGs: sharp in an email and on a printed page.
 DPI = 144
@@ -33,31 +33,42 @@ class ChartError(RuntimeError):
 
 
 @cache
-def _font_family(locale: str) -> list[str]:
+def _cjk_family() -> str | None:
+    """The family name of the first font covering Chinese, registered with matplotlib."""
     from matplotlib import font_manager
 
-    if locale != "zh-CN":
-        return ["DejaVu Sans"]
     files = cjk_font_files()
     if not files:
+        return None
+    font_manager.fontManager.addfont(files[0])
+    return font_manager.FontProperties(fname=files[0]).get_name()
+
+
+def _font_family(locale: str, texts: Sequence[str] = ()) -> list[str]:
+    """Fonts in order of preference; matplotlib falls back along the list glyph by glyph, so an
+    English chart still draws a Chinese collector name."""
+    cjk = _cjk_family()
+    if cjk is None and (locale == "zh-CN" or any(needs_cjk_font(t) for t in texts)):
         raise ChartError(
             "no font covering Chinese is installed (fontconfig's 'fc-list :lang=zh' finds "
-            f"none), so Chinese charts would show empty boxes; install the Debian package "
-            f"{CJK_FONT_PACKAGE}"
+            f"none), so Chinese text in charts would show empty boxes; install the Debian "
+            f"package {CJK_FONT_PACKAGE}"
         )
-    font_manager.fontManager.addfont(files[0])
-    name = font_manager.FontProperties(fname=files[0]).get_name()
-    return [name, "DejaVu Sans"]
+    if cjk is None:
+        return ["DejaVu Sans"]
+    return [cjk, "DejaVu Sans"] if locale == "zh-CN" else ["DejaVu Sans", cjk]
 
 
-def _figure(locale: str):
+def _figure(locale: str, texts: Sequence[str] = ()):
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    plt.rcParams["font.family"] = _font_family(locale)
+    plt.rcParams["font.family"] = _font_family(locale, texts)
     plt.rcParams["axes.unicode_minus"] = False
+    # labels come from data (collector names): "$" must not start TeX-like math
+    plt.rcParams["text.parse_math"] = False
     figure, axes = plt.subplots(figsize=SIZE, dpi=DPI)
     axes.spines[["top", "right"]].set_visible(False)
     axes.grid(axis="y", color="#dddddd", linewidth=0.6)
@@ -105,7 +116,7 @@ def stacked_bars(
 ) -> bytes:
     """Stacked bars: one bar per category (a quarter), one segment per series (a bucket)."""
     with _LOCK:
-        plt, figure, axes = _figure(locale)
+        plt, figure, axes = _figure(locale, [title, *categories, *(n for n, _ in series)])
         bottoms = [0.0] * len(categories)
         for index, (name, values) in enumerate(series):
             heights = [_float(v) for v in values]
@@ -137,7 +148,7 @@ def lines(
     """Lines over the categories (quarters); ratios shown as percentages; a missing value
     leaves a gap."""
     with _LOCK:
-        plt, figure, axes = _figure(locale)
+        plt, figure, axes = _figure(locale, [title, *categories, *(n for n, _ in series)])
         for index, (name, values) in enumerate(series):
             points = [_float(v) * (100 if percent else 1) for v in values]
             axes.plot(
@@ -161,7 +172,7 @@ def ranking(
 ) -> bytes:
     """Horizontal bars, best first (ratios as percentages)."""
     with _LOCK:
-        plt, figure, axes = _figure(locale)
+        plt, figure, axes = _figure(locale, [title, *names])
         shown = list(zip(names, values, strict=True))[:15]
         labels = [name for name, _ in reversed(shown)]
         points = [_float(value) * 100 for _, value in reversed(shown)]

@@ -39,7 +39,7 @@ from receivables.collection.selfservice import FEEDBACK_KINDS
 from receivables.collection.strategy import Strategy
 from receivables.config import DEFAULT_TIMEZONE, AgingPolicy, KpiTarget, Policy
 from receivables.dates import as_of_date, start_of_business_day
-from receivables.evaluation.kpis import UNITS, QuarterKpis, target_status
+from receivables.evaluation.kpis import METRIC_LABELS, UNITS, QuarterKpis, target_status
 from receivables.evaluation.quarters import Quarter
 from receivables.fx import rates_on
 from receivables.risk.provisions import (
@@ -186,6 +186,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "kpi.reminders_sent": "the number of reminders sent",
         "kpi.legal_cases_opened": "the number of legal cases opened",
         "kpi.legal_recovered": "the amount recovered through legal cases",
+        "kpi.grades_improved": "the number of customers whose credit grade improved",
+        "kpi.grades_worsened": "the number of customers whose credit grade worsened",
+        "kpi.grades_unchanged": "the number of customers whose credit grade held",
     },
     "zh-CN": {
         "sentence": "{observation}，{recommendation}。",
@@ -232,26 +235,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "recommendation.review_follow_up": (
             "建议检查催收人员对逾期账户的跟进情况，包括电话催收和还款承诺的落实"
         ),
-        "kpi.total_outstanding": "应收账款余额",
-        "kpi.overdue_outstanding": "逾期应收账款余额",
-        "kpi.overdue_ratio": "逾期率",
-        "kpi.opening_outstanding": "期初应收账款余额",
-        "kpi.credit_sales": "赊销额",
-        "kpi.recovery_rate": "逾期账款回收率",
-        "kpi.collection_success_rate": "催收成功率",
-        "kpi.dso": "应收账款周转天数（DSO）",
-        "kpi.dso_countback": "倒推法应收账款周转天数",
-        "kpi.best_possible_dso": "最佳应收账款周转天数",
-        "kpi.average_days_delinquent": "平均逾期天数",
-        "kpi.cei": "收款有效性指数（CEI）",
-        "kpi.cure_rate": "逾期账款结清率",
-        "kpi.written_off": "核销金额",
-        "kpi.bad_debt_ratio": "坏账率",
-        "kpi.ecl_provision": "预期信用损失准备",
-        "kpi.ecl_provision_change": "预期信用损失准备变动额",
-        "kpi.reminders_sent": "已发送的催收提醒数",
-        "kpi.legal_cases_opened": "新立法律案件数",
-        "kpi.legal_recovered": "通过法律途径收回的金额",
+        **{f"kpi.{name}": labels["zh-CN"] for name, labels in METRIC_LABELS.items()},
     },
 }
 

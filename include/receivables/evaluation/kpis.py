@@ -33,6 +33,7 @@ from receivables.fx import Rates, rates_on
 from receivables.warehouse import sqlfiles
 from receivables.warehouse.schema import (
     collectors,
+    credit_scores,
     customers,
     invoice_risk,
     legal_case_events,
@@ -117,8 +118,43 @@ METRICS: tuple[Metric, ...] = (
     Metric("reminders_sent", "count", "reminders sent in the quarter"),
     Metric("legal_cases_opened", "count", "legal cases approved in the quarter"),
     Metric("legal_recovered", "money", "recovered or settled on legal cases in the quarter"),
+    Metric(
+        "grades_improved",
+        "count",
+        "customers graded at the opening and at the close whose grade is better at the close",
+    ),
+    Metric("grades_worsened", "count", "of those customers, the ones whose grade is worse"),
+    Metric("grades_unchanged", "count", "of those customers, the ones whose grade is the same"),
 )
 UNITS = {m.name: m.unit for m in METRICS}
+
+#: What each KPI is called, in English and Chinese (the report, the workbook, the findings).
+METRIC_LABELS: dict[str, dict[str, str]] = {
+    "total_outstanding": {"en": "Receivables outstanding", "zh-CN": "应收账款余额"},
+    "overdue_outstanding": {"en": "Overdue receivables", "zh-CN": "逾期应收账款"},
+    "overdue_ratio": {"en": "Overdue ratio", "zh-CN": "逾期率"},
+    "opening_outstanding": {"en": "Receivables at the opening", "zh-CN": "期初应收账款"},
+    "credit_sales": {"en": "Credit sales", "zh-CN": "赊销额"},
+    "recovery_rate": {"en": "Recovery rate", "zh-CN": "回收率"},
+    "collection_success_rate": {"en": "Collection success rate", "zh-CN": "催收成功率"},
+    "dso": {"en": "DSO", "zh-CN": "应收账款周转天数 (DSO)"},
+    "dso_countback": {"en": "DSO (countback)", "zh-CN": "DSO (倒推法)"},
+    "best_possible_dso": {"en": "Best possible DSO", "zh-CN": "最佳可能 DSO"},
+    "average_days_delinquent": {"en": "Average days delinquent", "zh-CN": "平均逾期天数"},
+    "cei": {"en": "Collection effectiveness index", "zh-CN": "催收有效性指数 (CEI)"},
+    "cure_rate": {"en": "Cure rate", "zh-CN": "逾期治愈率"},
+    "written_off": {"en": "Written off", "zh-CN": "核销金额"},
+    "bad_debt_ratio": {"en": "Bad-debt ratio", "zh-CN": "坏账率"},
+    "ecl_provision": {"en": "ECL provision", "zh-CN": "预期信用损失准备"},
+    "ecl_provision_change": {"en": "Change in ECL provision", "zh-CN": "预期信用损失准备变动"},
+    "reminders_sent": {"en": "Reminders sent", "zh-CN": "已发送催收提醒"},
+    "legal_cases_opened": {"en": "Legal cases opened", "zh-CN": "新立法律案件"},
+    "legal_recovered": {"en": "Recovered through legal cases", "zh-CN": "法律途径回收金额"},
+    "grades_improved": {"en": "Customers whose grade improved", "zh-CN": "信用等级上升客户数"},
+    "grades_worsened": {"en": "Customers whose grade worsened", "zh-CN": "信用等级下降客户数"},
+    "grades_unchanged": {"en": "Customers whose grade held", "zh-CN": "信用等级不变客户数"},
+}
+
 #: Metrics that are a book's own (every other one is of the whole portfolio only).
 BOOK_METRICS = (
     "total_outstanding",
@@ -530,6 +566,8 @@ class QuarterKpis:
     missing_fx_rates: list[str] = field(default_factory=list)
     #: True when the risk step had stored no ECL for the quarter's last day
     ecl_missing: bool = False
+    #: customers by (grade at the opening, grade at the close); None without both scorings
+    grade_migration: dict[tuple[str, str], int] | None = None
 
     def rows(self) -> list[tuple[str, str, Decimal | None]]:
         """``(book, metric, value)`` for every figure: the portfolio's first (book ``*``)."""
@@ -566,6 +604,14 @@ def quarter_kpis(engine: Engine, quarter: Quarter, policy: Policy) -> QuarterKpi
     values["collection_success_rate"] = rounded(ratio(followed, eligible), "ratio")
     values["legal_cases_opened"] = Decimal(legal_opened(engine, quarter))
     values["legal_recovered"] = rounded(total.legal_recovered, "money")
+    migration = grade_migration(engine, quarter)
+    if migration is not None:
+        moves = {"improved": 0, "worsened": 0, "unchanged": 0}
+        for (before, after), count in migration.items():
+            key = "improved" if after < before else "worsened" if after > before else "unchanged"
+            moves[key] += count
+        for key, count in moves.items():
+            values[f"grades_{key}"] = Decimal(count)
     return QuarterKpis(
         quarter=quarter,
         reporting_currency=reporting,
@@ -573,7 +619,34 @@ def quarter_kpis(engine: Engine, quarter: Quarter, policy: Policy) -> QuarterKpi
         books={currency: figures.metrics(quarter.days) for currency, figures in books.items()},
         missing_fx_rates=missing,
         ecl_missing=ecl_missing,
+        grade_migration=migration,
     )
+
+
+def grade_migration(engine: Engine, quarter: Quarter) -> dict[tuple[str, str], int] | None:
+    """Customers graded both at the quarter's opening and at its close, counted by ``(grade at
+    the opening, grade at the close)`` (grades A, best, to E); None when either day has no
+    scores (the risk step did not score it)."""
+    s = credit_scores.c
+    before = credit_scores.alias("before")
+    after = credit_scores.alias("after")
+    with engine.connect() as conn:
+        scored = set(
+            conn.execute(
+                sa.select(s.as_of_date)
+                .distinct()
+                .where(s.as_of_date.in_((quarter.opening, quarter.end)))
+            ).scalars()
+        )
+        if scored != {quarter.opening, quarter.end}:
+            return None
+        rows = conn.execute(
+            sa.select(before.c.grade, after.c.grade, sa.func.count())
+            .select_from(before.join(after, after.c.customer_id == before.c.customer_id))
+            .where(before.c.as_of_date == quarter.opening, after.c.as_of_date == quarter.end)
+            .group_by(before.c.grade, after.c.grade)
+        ).all()
+    return {(a, b): int(n) for a, b, n in rows}
 
 
 def target_status(value: Decimal | None, target) -> str | None:

@@ -31,12 +31,18 @@ from sqlalchemy.engine import Engine
 from receivables.config import DEFAULT_TIMEZONE, Policy, Settings
 from receivables.documents import pdf_from_html
 from receivables.evaluation import charts
-from receivables.evaluation.kpis import METRICS, QuarterKpis, quarter_kpis, target_status
+from receivables.evaluation.kpis import (
+    METRIC_LABELS,
+    METRICS,
+    QuarterKpis,
+    quarter_kpis,
+    target_status,
+)
 from receivables.evaluation.quarters import Quarter
 from receivables.fx import rates_on
 from receivables.mail import Attachment, OutboundEmail
 from receivables.render import render
-from receivables.warehouse.schema import aging_snapshots, invoice_risk, invoices
+from receivables.warehouse.schema import aging_snapshots, credit_scores, invoice_risk, invoices
 
 log = logging.getLogger(__name__)
 
@@ -44,29 +50,6 @@ LOCALES = ("zh-CN", "en")
 _BABEL = {"zh-CN": "zh_CN", "en": "en"}
 TEMPLATE_FOLDER = "evaluation"
 
-#: What each KPI is called in the report.
-METRIC_LABELS: dict[str, dict[str, str]] = {
-    "total_outstanding": {"en": "Receivables outstanding", "zh-CN": "应收账款余额"},
-    "overdue_outstanding": {"en": "Overdue receivables", "zh-CN": "逾期应收账款"},
-    "overdue_ratio": {"en": "Overdue ratio", "zh-CN": "逾期率"},
-    "opening_outstanding": {"en": "Receivables at the opening", "zh-CN": "期初应收账款"},
-    "credit_sales": {"en": "Credit sales", "zh-CN": "赊销额"},
-    "recovery_rate": {"en": "Recovery rate", "zh-CN": "回收率"},
-    "collection_success_rate": {"en": "Collection success rate", "zh-CN": "催收成功率"},
-    "dso": {"en": "DSO", "zh-CN": "应收账款周转天数 (DSO)"},
-    "dso_countback": {"en": "DSO (countback)", "zh-CN": "DSO (倒推法)"},
-    "best_possible_dso": {"en": "Best possible DSO", "zh-CN": "最佳可能 DSO"},
-    "average_days_delinquent": {"en": "Average days delinquent", "zh-CN": "平均逾期天数"},
-    "cei": {"en": "Collection effectiveness index", "zh-CN": "催收有效性指数 (CEI)"},
-    "cure_rate": {"en": "Cure rate", "zh-CN": "逾期治愈率"},
-    "written_off": {"en": "Written off", "zh-CN": "核销金额"},
-    "bad_debt_ratio": {"en": "Bad-debt ratio", "zh-CN": "坏账率"},
-    "ecl_provision": {"en": "ECL provision", "zh-CN": "预期信用损失准备"},
-    "ecl_provision_change": {"en": "Change in ECL provision", "zh-CN": "预期信用损失准备变动"},
-    "reminders_sent": {"en": "Reminders sent", "zh-CN": "已发送催收提醒"},
-    "legal_cases_opened": {"en": "Legal cases opened", "zh-CN": "新立法律案件"},
-    "legal_recovered": {"en": "Recovered through legal cases", "zh-CN": "法律途径回收金额"},
-}
 #: The KPIs of the report's headline table (the others are in the workbook).
 HEADLINE = (
     "total_outstanding",
@@ -125,6 +108,8 @@ WORDS: dict[str, dict[str, str]] = {
     "promises_kept": {"en": "Promises kept", "zh-CN": "履约承诺"},
     "cases": {"en": "Legal cases", "zh-CN": "法律案件"},
     "incentive": {"en": "Proposed incentive", "zh-CN": "建议奖励"},
+    "migration": {"en": "Credit grade migration (customers)", "zh-CN": "信用等级迁移（客户数）"},
+    "from_to": {"en": "Opening ↓ / close →", "zh-CN": "期初 ↓ / 期末 →"},
     "feedback_title": {"en": "Customer disputes and feedback", "zh-CN": "客户争议与反馈"},
     "dispute": {"en": "dispute", "zh-CN": "争议"},
     "feedback": {"en": "feedback", "zh-CN": "反馈"},
@@ -141,6 +126,10 @@ WORDS: dict[str, dict[str, str]] = {
     "kind": {"en": "Kind", "zh-CN": "类型"},
     "message": {"en": "Message", "zh-CN": "内容"},
     "count": {"en": "Count", "zh-CN": "数量"},
+    "left_out": {
+        "en": "collectors ranked between these are in the workbook (sheet Collectors):",
+        "zh-CN": "排名居中的催收员见 Excel 工作簿（Collectors 工作表），人数：",
+    },
     "incentive_note": {
         "en": "Incentives are proposals for management to decide on; nothing is paid.",
         "zh-CN": "奖励金额仅为建议，由管理层决定，系统不会自动发放。",
@@ -187,10 +176,12 @@ def quarter_ends(quarter: Quarter, policy: Policy) -> list[dt.date]:
 
 def prepare_quarter(engine: Engine, quarter: Quarter, policy: Policy) -> dict[str, Any]:
     """Compute, from the ledger, the aging snapshot, customer classes and provisions of every
-    quarter-end the report reads that has no provisions yet (each step replaces its date's rows;
-    a date before the first invoice needs none). Returns the dates computed."""
+    quarter-end the report reads that has no provisions yet, and the credit scores (with the
+    model in force then) of every one that has none (each step replaces its date's rows; a date
+    before the first invoice needs none). Returns the dates computed and scored."""
     from receivables.aging import compute_snapshot
     from receivables.risk.classification import compute_customer_classes
+    from receivables.risk.models import score_customers
     from receivables.risk.provisions import compute_provisions
 
     with engine.connect() as conn:
@@ -202,16 +193,28 @@ def prepare_quarter(engine: Engine, quarter: Quarter, policy: Policy) -> dict[st
                 .where(invoice_risk.c.as_of_date.in_(quarter_ends(quarter, policy)))
             ).scalars()
         )
-    computed = []
+        scored = set(
+            conn.execute(
+                sa.select(credit_scores.c.as_of_date)
+                .distinct()
+                .where(credit_scores.c.as_of_date.in_(quarter_ends(quarter, policy)))
+            ).scalars()
+        )
+    computed, graded = [], []
     for day in quarter_ends(quarter, policy):
-        if first is None or day < first or day in done:
+        if first is None or day < first:
             continue
-        log.info("quarter-end %s has no provisions: computing them from the ledger", day)
-        compute_snapshot(engine, day, policy.aging, summary=False)
-        compute_customer_classes(engine, day, policy)
-        compute_provisions(engine, day, policy.aging, policy.provisions)
-        computed.append(day.isoformat())
-    return {"quarter": quarter.label, "computed": computed}
+        if day not in done:
+            log.info("quarter-end %s has no provisions: computing them from the ledger", day)
+            compute_snapshot(engine, day, policy.aging, summary=False)
+            compute_customer_classes(engine, day, policy)
+            compute_provisions(engine, day, policy.aging, policy.provisions)
+            computed.append(day.isoformat())
+        if day not in scored:
+            log.info("quarter-end %s has no credit scores: scoring with the model then", day)
+            score_customers(engine, day, policy.scores)
+            graded.append(day.isoformat())
+    return {"quarter": quarter.label, "computed": computed, "scored": graded}
 
 
 def aging_trend(
@@ -418,6 +421,8 @@ def _context(evaluation: Evaluation, locale: str, images: dict[str, str]) -> dic
             for currency, values in sorted(current.books.items())
         ],
         "labels": {k: v[locale] for k, v in METRIC_LABELS.items()},
+        "migration": _migration_rows(current.grade_migration),
+        "collectors_left_out": _collectors_left_out(evaluation),
         "collectors": [
             {
                 "rank": r.rank,
@@ -429,7 +434,7 @@ def _context(evaluation: Evaluation, locale: str, images: dict[str, str]) -> dic
                 "cases": r.legal_cases_opened,
                 "incentive": formatted(r.incentive_proposal, "money", locale),
             }
-            for r in (evaluation.collectors.results if evaluation.collectors else [])
+            for r in _collectors_shown(evaluation)
         ],
         "findings": [f.text(locale) for f in evaluation.findings],
         "feedback": None
@@ -457,6 +462,40 @@ def _context(evaluation: Evaluation, locale: str, images: dict[str, str]) -> dic
             ],
         },
     }
+
+
+#: The report and the email show the best and the worst collectors (the workbook has all).
+COLLECTORS_TOP, COLLECTORS_BOTTOM = 15, 5
+
+
+def _collectors_shown(evaluation: Evaluation) -> list:
+    """The collectors the report's table shows: all when few, else the best and the worst,
+    then the unassigned group."""
+    report = evaluation.collectors
+    if report is None:
+        return []
+    ranked = report.ranked
+    if len(ranked) > COLLECTORS_TOP + COLLECTORS_BOTTOM:
+        ranked = ranked[:COLLECTORS_TOP] + ranked[-COLLECTORS_BOTTOM:]
+    return ranked + ([report.unassigned] if report.unassigned is not None else [])
+
+
+def _collectors_left_out(evaluation: Evaluation) -> int:
+    report = evaluation.collectors
+    if report is None:
+        return 0
+    return max(0, len(report.ranked) - COLLECTORS_TOP - COLLECTORS_BOTTOM)
+
+
+GRADES = ("A", "B", "C", "D", "E")
+
+
+def _migration_rows(migration: dict[tuple[str, str], int] | None) -> list[list] | None:
+    """The grade migration as rows: the grade at the opening, then the customers per grade at
+    the close (A to E)."""
+    if not migration:
+        return None
+    return [[a, *(migration.get((a, b), 0) for b in GRADES)] for a in GRADES]
 
 
 def render_html(evaluation: Evaluation, locale: str, images: dict[str, str]) -> str:
@@ -543,6 +582,10 @@ def write_xlsx(evaluation: Evaluation, path: Path) -> None:
     rolls.append(["from", "to", *labels])
     for a, b in _transitions(evaluation):
         rolls.append([a, b, *[_cell(evaluation.rolls.get(q, {}).get((a, b))) for q in labels]])
+    grades = workbook.create_sheet("Grade migration")
+    grades.append(["opening \\ close", *GRADES])
+    for row in _migration_rows(evaluation.current.grade_migration) or []:
+        grades.append(row)
     aging = workbook.create_sheet("Aging")
     aging.append(["bucket", *labels])
     for bucket in evaluation.buckets:
@@ -550,6 +593,12 @@ def write_xlsx(evaluation: Evaluation, path: Path) -> None:
     for ws in workbook.worksheets:
         for cell in ws[1]:
             cell.font = Font(bold=True)
+        # text from the ledger (a collector's name) stays text: openpyxl would store a value
+        # that starts with "=" as a formula for the spreadsheet to evaluate
+        for row in ws.iter_rows():
+            for cell in row:
+                if isinstance(cell.value, str):
+                    cell.data_type = "s"
     workbook.properties.creator = "receivables"
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)

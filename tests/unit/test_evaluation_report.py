@@ -1,0 +1,103 @@
+"""The quarterly report's files on a hand-worked ledger: what a hostile collector name becomes
+in the workbook, the charts and the HTML, and a report that is refused rather than sent
+incomplete."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from receivables.config import Policy
+from receivables.documents import CJK_FONT_PACKAGE, cjk_fonts
+from receivables.evaluation.quarters import Quarter
+from receivables.evaluation.report import evaluate, prepare_quarter, report_email, write_report
+from receivables.warehouse.schema import collectors
+from tests.unit.test_collectors import insert_ledger
+
+pytestmark = pytest.mark.skipif(
+    not cjk_fonts(),
+    reason=f"no font covering Chinese (fc-list :lang=zh is empty): install {CJK_FONT_PACKAGE}",
+)
+
+Q2 = Quarter(2025, 2)
+HOSTILE = '=HYPERLINK("http://evil.example","$\\frac{1}{0}$ <b>x</b>")'
+
+
+@pytest.fixture
+def written(engine, tmp_path):
+    insert_ledger(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            collectors.update().where(collectors.c.collector_id == "K1").values(name=HOSTILE)
+        )
+    policy = Policy()
+    prepare_quarter(engine, Q2, policy)
+    evaluation = evaluate(engine, Q2, policy)
+    return evaluation, write_report(evaluation, tmp_path / "2025Q2")
+
+
+def test_a_hostile_name_stays_text_everywhere(written):
+    from openpyxl import load_workbook
+
+    evaluation, files = written
+    sheet = load_workbook(files.xlsx)["Collectors"]
+    names = {row[1].value: row[2] for row in sheet.iter_rows(min_row=2)}
+    assert names["K1"].value == HOSTILE
+    assert names["K1"].data_type == "s"  # never a formula
+    html = files.html["en"].read_text(encoding="utf-8")
+    assert "<b>x</b>" not in html
+    assert "&lt;b&gt;x&lt;/b&gt;" in html
+    assert (files.folder / "charts" / "ranking-en.png").stat().st_size > 1000
+    assert evaluation.collectors.of("K1").name == HOSTILE
+
+
+def test_the_email_is_refused_while_the_report_is_incomplete(written):
+    _, files = written
+    files.pdf["en"].unlink()
+    with pytest.raises(FileNotFoundError, match=r"report-en\.pdf"):
+        report_email(files.folder, Q2, ("board@example.com",))
+
+
+def test_writing_again_replaces_the_files(written, engine):
+    evaluation, files = written
+    stale = files.folder / "charts" / "gone-en.png"
+    stale.write_bytes(b"old")
+    again = write_report(evaluation, files.folder)
+    assert not stale.exists()
+    assert again.pdf["zh-CN"].read_bytes()[:5] == b"%PDF-"
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(collectors)).scalar() > 0
+
+
+def test_a_chinese_name_in_an_english_chart_needs_the_font(monkeypatch):
+    from receivables.evaluation import charts
+
+    png = charts.ranking("Collectors", ["郑敏", "Brandon Wells"], [None, None], "en")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    monkeypatch.setattr(charts, "_cjk_family", lambda: None)
+    with pytest.raises(charts.ChartError, match=CJK_FONT_PACKAGE):
+        charts.ranking("Collectors", ["郑敏"], [None], "en")
+    with pytest.raises(charts.ChartError, match=CJK_FONT_PACKAGE):
+        charts.lines("回收率", ["2025Q2"], [], "zh-CN")
+    assert charts.ranking("Collectors", ["Brandon Wells"], [None], "en")[:4] == b"\x89PNG"
+
+
+def test_many_collectors_the_report_shows_the_best_and_the_worst(written):
+    import dataclasses
+
+    from receivables.evaluation.collectors import CollectorReport, CollectorResult
+    from receivables.evaluation.report import render_html
+
+    evaluation, _ = written
+    staff = [
+        CollectorResult(collector_id=f"K{n:02d}", name=f"Collector {n:02d}", rank=n)
+        for n in range(1, 31)
+    ]
+    crowded = dataclasses.replace(
+        evaluation,
+        collectors=CollectorReport(quarter=Q2, reporting_currency="CNY", results=staff),
+    )
+    html = render_html(crowded, "en", {})
+    shown = [n for n in range(1, 31) if f"Collector {n:02d}<" in html]
+    assert shown == [*range(1, 16), *range(26, 31)]
+    assert "in the workbook (sheet Collectors): 10" in html
