@@ -310,32 +310,31 @@ def write_quarterly_report(*, settings: Settings, db_url: str, as_of: dt.date) -
 
     quarter = just_ended(as_of)
 
-    def step(engine) -> dict[str, Any]:
-        evaluation = evaluate(
-            engine, quarter, settings.policy, settings.strategy, settings.timezone
-        )
-        files = write_report(evaluation, report_folder(settings, quarter))
-        current = evaluation.current.values
-        summary = {
-            "quarter": quarter.label,
-            "folder": str(files.folder),
-            "reporting_currency": evaluation.reporting_currency,
-            "kpis": {name: None if v is None else str(v) for name, v in current.items()},
-            "findings": len(evaluation.findings),
-            "collectors": len(evaluation.collectors.ranked) if evaluation.collectors else 0,
-            "missing_fx_rates": evaluation.missing_fx_rates,
-        }
-        log.info(
-            "quarterly evaluation %s written to %s (overdue ratio %s, recovery rate %s)",
-            quarter.label,
-            files.folder,
-            current["overdue_ratio"],
-            current["recovery_rate"],
-        )
-        return summary
+    def gather(engine):
+        return evaluate(engine, quarter, settings.policy, settings.strategy, settings.timezone)
 
-    # the aging snapshots of the trend's quarter-ends may be written: under the writer lock
-    return _run(db_url, step)
+    # the aging snapshots and roll matrices of the trend's quarter-ends may be written: gathered
+    # under the writer lock; the files are rendered after it is released
+    evaluation = _run(db_url, gather)
+    files = write_report(evaluation, report_folder(settings, quarter))
+
+    current = evaluation.current.values
+    log.info(
+        "quarterly evaluation %s written to %s (overdue ratio %s, recovery rate %s)",
+        quarter.label,
+        files.folder,
+        current["overdue_ratio"],
+        current["recovery_rate"],
+    )
+    return {
+        "quarter": quarter.label,
+        "folder": str(files.folder),
+        "reporting_currency": evaluation.reporting_currency,
+        "kpis": {name: None if v is None else str(v) for name, v in current.items()},
+        "findings": len(evaluation.findings),
+        "collectors": len(evaluation.collectors.ranked) if evaluation.collectors else 0,
+        "missing_fx_rates": evaluation.missing_fx_rates,
+    }
 
 
 def send_quarterly_report(*, settings: Settings, db_url: str, as_of: dt.date) -> dict[str, Any]:
@@ -350,3 +349,54 @@ def send_quarterly_report(*, settings: Settings, db_url: str, as_of: dt.date) ->
     delivery = send_email_once(settings, email)
     log.info("quarterly evaluation %s to management: %s", quarter.label, delivery.status)
     return {"quarter": quarter.label, "status": delivery.status, "to": len(email.to)}
+
+
+# --- the monthly report -----------------------------------------------------------------------
+
+
+def prepare_month(*, settings: Settings, db_url: str, as_of: dt.date) -> dict[str, Any]:
+    """The month-ends the report of the month before ``as_of`` reads: their risk rows,
+    computed from the ledger when missing."""
+    from receivables.evaluation.monthly import month_end_before
+    from receivables.evaluation.monthly import prepare_month as prepare
+
+    return _run(db_url, prepare, month_end_before(as_of), settings.policy)
+
+
+def write_monthly_report(*, settings: Settings, db_url: str, as_of: dt.date) -> dict[str, Any]:
+    """The report of the month that ended before ``as_of`` (both languages, PDF, HTML, XLSX,
+    charts) under ``$RECEIVABLES_HOME/reports/monthly/<YYYY-MM>/``."""
+    from receivables.evaluation.monthly import (
+        month_end_before,
+        monthly_figures,
+        monthly_folder,
+    )
+    from receivables.evaluation.monthly import (
+        write_monthly_report as write,
+    )
+
+    month_end = month_end_before(as_of)
+    report = _run(db_url, monthly_figures, month_end, settings.policy)
+    folder = write(report, monthly_folder(settings, month_end))
+    ratio = report.overdue_ratio(month_end)
+    log.info("monthly report %s written to %s (overdue ratio %s)", report.label, folder, ratio)
+    return {
+        "month": report.label,
+        "folder": str(folder),
+        "total_outstanding": str(report.total(month_end)),
+        "overdue_ratio": None if ratio is None else str(ratio),
+    }
+
+
+def send_monthly_report(*, settings: Settings, db_url: str, as_of: dt.date) -> dict[str, Any]:
+    """Email the written report of the month before ``as_of`` to management, once a month."""
+    from receivables.evaluation.monthly import month_end_before, monthly_email, monthly_folder
+    from receivables.mail import send_email_once
+
+    month_end = month_end_before(as_of)
+    email = monthly_email(
+        monthly_folder(settings, month_end), month_end, settings.management_emails
+    )
+    delivery = send_email_once(settings, email)
+    log.info("monthly report %s to management: %s", month_end, delivery.status)
+    return {"month": month_end.strftime("%Y-%m"), "status": delivery.status}

@@ -163,6 +163,17 @@ def run_summary(
         lines += _reminder_lines(engine, as_of)
     if any(r.dag_id == "legal_escalation" for r in reports):
         lines += _legal_lines(settings, engine, as_of)
+    if any(r.dag_id == "monthly_report" for r in reports):
+        from receivables.evaluation.monthly import month_end_before, monthly_folder
+
+        month_end = month_end_before(as_of)
+        folder = monthly_folder(settings, month_end)
+        lines.append(
+            f"  monthly report {month_end:%Y-%m}: "
+            + ("sent to " + ", ".join(settings.management_emails) if folder.exists() else "none")
+        )
+        if folder.exists():
+            lines.append(f"    report       {folder}")
     if any(r.dag_id == "quarterly_evaluation" for r in reports):
         lines += _evaluation_lines(settings, as_of)
     outbox = settings.outbox_dir

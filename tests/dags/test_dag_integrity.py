@@ -21,6 +21,7 @@ EXPECTED = {
     "collection_reminders",
     "legal_escalation",
     "quarterly_evaluation",
+    "monthly_report",
 }
 
 
@@ -125,6 +126,13 @@ def test_the_quarterly_evaluation_runs_on_quarter_starts_and_writes_before_it_se
     dag = dagbag.dags["quarterly_evaluation"]
     assert dag.timetable.expression == "0 7 1 1,4,7,10 *"
     assert dag.get_task("write_report").upstream_task_ids == {"prepare_quarter"}
+    assert dag.get_task("send_report").upstream_task_ids == {"write_report"}
+
+
+def test_the_monthly_report_runs_on_the_first_of_a_month(dagbag):
+    dag = dagbag.dags["monthly_report"]
+    assert dag.timetable.expression == "0 7 1 * *"
+    assert dag.get_task("write_report").upstream_task_ids == {"prepare_month"}
     assert dag.get_task("send_report").upstream_task_ids == {"write_report"}
 
 

@@ -129,3 +129,22 @@ def test_a_backfill_of_two_quarters_reports_each_once_and_the_same_way(warehouse
     again = run("quarterly_evaluation", LOADED)
     assert again.ok
     assert len(management_emails(home)) == 2
+
+
+def test_the_monthly_report_of_june_is_written_and_sent_once(warehouse, home):
+    from pypdf import PdfReader
+
+    for _ in range(2):
+        report = run("monthly_report", LOADED)
+        assert report.ok, report.tasks
+        for task_id in ("prepare_month", "write_report", "send_report"):
+            assert ran(report, task_id) == ["success"], task_id
+    folder = home / "reports" / "monthly" / "2025-06"
+    english = "".join(p.extract_text() for p in PdfReader(folder / "report-en.pdf").pages)
+    assert "Monthly receivables report 2025-06" in english
+    sent = []
+    for path in sorted((home / "outbox").glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=email_policy.default)
+        if message["X-Receivables-Category"] == "monthly-report":
+            sent.append(message)
+    assert len(sent) == 1  # the second run sent nothing again

@@ -75,6 +75,7 @@ def standalone(tmp_path):
             "RECEIVABLES_INGEST_CRON": "none",
             "RECEIVABLES_MODEL_CRON": "none",
             "RECEIVABLES_QUARTERLY_CRON": "none",
+            "RECEIVABLES_MONTHLY_CRON": "none",
         }
     )
     subprocess.run([str(BIN / "receivables"), "init"], env=env, check=True, capture_output=True)

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 #: Runs on the first day of a month, after the ingest and before the risk DAG scores.
 MONTHLY_DAG = "credit_model"
+#: On the first of a month, after the daily DAGs: the month that just ended.
+MONTHLY_REPORT_DAG = "monthly_report"
 QUARTERLY_DAG = "quarterly_evaluation"
 #: Asks a person about each proposed case: ``run_dag`` answers through Airflow's API.
 LEGAL_DAG = "legal_escalation"
@@ -40,6 +42,8 @@ def dags_for(day: dt.date) -> list[str]:
     if day.day == 1:
         plan.append(MONTHLY_DAG)
     plan += ["receivables_risk", "collection_reminders", LEGAL_DAG]
+    if day.day == 1:
+        plan.append(MONTHLY_REPORT_DAG)
     if is_quarter_start(day):
         plan.append(QUARTERLY_DAG)
     return [d for d in plan if (DAGS_DIR / f"{d}.py").exists()]

@@ -627,23 +627,29 @@ def grade_migration(engine: Engine, quarter: Quarter) -> dict[tuple[str, str], i
     """Customers graded both at the quarter's opening and at its close, counted by ``(grade at
     the opening, grade at the close)`` (grades A, best, to E); None when either day has no
     scores (the risk step did not score it)."""
+    return grades_moved(engine, quarter.opening, quarter.end)
+
+
+def grades_moved(
+    engine: Engine, before_day: dt.date, after_day: dt.date
+) -> dict[tuple[str, str], int] | None:
+    """Customers graded on both days, by ``(grade on before_day, grade on after_day)``; None
+    when either day has no scores."""
     s = credit_scores.c
     before = credit_scores.alias("before")
     after = credit_scores.alias("after")
     with engine.connect() as conn:
         scored = set(
             conn.execute(
-                sa.select(s.as_of_date)
-                .distinct()
-                .where(s.as_of_date.in_((quarter.opening, quarter.end)))
+                sa.select(s.as_of_date).distinct().where(s.as_of_date.in_((before_day, after_day)))
             ).scalars()
         )
-        if scored != {quarter.opening, quarter.end}:
+        if scored != {before_day, after_day}:
             return None
         rows = conn.execute(
             sa.select(before.c.grade, after.c.grade, sa.func.count())
             .select_from(before.join(after, after.c.customer_id == before.c.customer_id))
-            .where(before.c.as_of_date == quarter.opening, after.c.as_of_date == quarter.end)
+            .where(before.c.as_of_date == before_day, after.c.as_of_date == after_day)
             .group_by(before.c.grade, after.c.grade)
         ).all()
     return {(a, b): int(n) for a, b, n in rows}

@@ -175,10 +175,16 @@ def quarter_ends(quarter: Quarter, policy: Policy) -> list[dt.date]:
 
 
 def prepare_quarter(engine: Engine, quarter: Quarter, policy: Policy) -> dict[str, Any]:
-    """Compute, from the ledger, the aging snapshot, customer classes and provisions of every
-    quarter-end the report reads that has no provisions yet, and the credit scores (with the
-    model in force then) of every one that has none (each step replaces its date's rows; a date
-    before the first invoice needs none). Returns the dates computed and scored."""
+    """:func:`prepare_dates` for every quarter-end the report of ``quarter`` reads."""
+    done = prepare_dates(engine, quarter_ends(quarter, policy), policy)
+    return {"quarter": quarter.label, **done}
+
+
+def prepare_dates(engine: Engine, days: list[dt.date], policy: Policy) -> dict[str, Any]:
+    """Compute, from the ledger, the aging snapshot, customer classes and provisions of each of
+    ``days`` that has no provisions yet, and the credit scores (with the model in force then) of
+    each that has none (each step replaces its date's rows; a date before the first invoice
+    needs none). Returns the dates computed and scored."""
     from receivables.aging import compute_snapshot
     from receivables.risk.classification import compute_customer_classes
     from receivables.risk.models import score_customers
@@ -190,60 +196,73 @@ def prepare_quarter(engine: Engine, quarter: Quarter, policy: Policy) -> dict[st
             conn.execute(
                 sa.select(invoice_risk.c.as_of_date)
                 .distinct()
-                .where(invoice_risk.c.as_of_date.in_(quarter_ends(quarter, policy)))
+                .where(invoice_risk.c.as_of_date.in_(days))
             ).scalars()
         )
         scored = set(
             conn.execute(
                 sa.select(credit_scores.c.as_of_date)
                 .distinct()
-                .where(credit_scores.c.as_of_date.in_(quarter_ends(quarter, policy)))
+                .where(credit_scores.c.as_of_date.in_(days))
             ).scalars()
         )
     computed, graded = [], []
-    for day in quarter_ends(quarter, policy):
+    for day in days:
         if first is None or day < first:
             continue
         if day not in done:
-            log.info("quarter-end %s has no provisions: computing them from the ledger", day)
+            log.info("%s has no provisions: computing them from the ledger", day)
             compute_snapshot(engine, day, policy.aging, summary=False)
             compute_customer_classes(engine, day, policy)
             compute_provisions(engine, day, policy.aging, policy.provisions)
             computed.append(day.isoformat())
         if day not in scored:
-            log.info("quarter-end %s has no credit scores: scoring with the model then", day)
+            log.info("%s has no credit scores: scoring with the model in force then", day)
             score_customers(engine, day, policy.scores)
             graded.append(day.isoformat())
-    return {"quarter": quarter.label, "computed": computed, "scored": graded}
+    return {"computed": computed, "scored": graded}
+
+
+def receivables_at(
+    engine: Engine, days: list[dt.date], policy: Policy, by: str = "bucket"
+) -> dict[dt.date, dict[str, Decimal]]:
+    """Per day, the receivables by aging bucket (``by="bucket"``) or risk class
+    (``"risk_class"``), in the reporting currency (each currency at that day's rate; one
+    without a rate is left out, as in the KPIs). Snapshots missing or older than the ledger are
+    computed first."""
+    from receivables.aging import ensure_snapshots
+
+    ensure_snapshots(engine, days, policy.aging)
+    s = aging_snapshots.c
+    group = s.bucket if by == "bucket" else s.risk_class
+    names = policy.aging.buckets if by == "bucket" else policy.aging.risk_classes
+    total = sa.type_coerce(sa.func.sum(s.outstanding), s.outstanding.type)
+    out: dict[dt.date, dict[str, Decimal]] = {}
+    reporting = policy.currency.reporting_currency
+    for day in days:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(s.currency, group, total)
+                .where(s.as_of_date == day)
+                .group_by(s.currency, group)
+            ).all()
+        rates = rates_on(engine, day, reporting)
+        amounts = {b.name: Decimal("0.00") for b in names}
+        for currency, name, amount in rows:
+            converted = rates.convert(Decimal(amount), currency)
+            if converted is not None:
+                amounts[name] += converted
+        out[day] = amounts
+    return out
 
 
 def aging_trend(
     engine: Engine, quarters: list[Quarter], policy: Policy
 ) -> dict[str, dict[str, Decimal]]:
-    """Per quarter, the receivables at its end by aging bucket, in the reporting currency (each
-    currency at that day's rate; one without a rate is left out, as in the KPIs)."""
-    from receivables.aging import ensure_snapshots
-
-    ensure_snapshots(engine, [q.end for q in quarters], policy.aging)
-    s = aging_snapshots.c
-    total = sa.type_coerce(sa.func.sum(s.outstanding), s.outstanding.type)
-    out: dict[str, dict[str, Decimal]] = {}
-    reporting = policy.currency.reporting_currency
-    for quarter in quarters:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(s.currency, s.bucket, total)
-                .where(s.as_of_date == quarter.end)
-                .group_by(s.currency, s.bucket)
-            ).all()
-        rates = rates_on(engine, quarter.end, reporting)
-        buckets = {b.name: Decimal("0.00") for b in policy.aging.buckets}
-        for currency, bucket, amount in rows:
-            converted = rates.convert(Decimal(amount), currency)
-            if converted is not None:
-                buckets[bucket] += converted
-        out[quarter.label] = buckets
-    return out
+    """Per quarter (by label), the receivables at its end by aging bucket (see
+    :func:`receivables_at`)."""
+    at = receivables_at(engine, [q.end for q in quarters], policy)
+    return {q.label: at[q.end] for q in quarters}
 
 
 def evaluate(
@@ -725,11 +744,27 @@ def report_email(folder: Path, quarter: Quarter, to: tuple[str, ...]) -> Outboun
     """The management email from the files :func:`write_report` left in ``folder``: the HTML
     body in both languages with the charts inline, the two PDFs and the workbook attached;
     keyed by the quarter, so it is sent once."""
+    return email_from_folder(
+        folder,
+        quarter.label,
+        key=f"quarterly-evaluation/{quarter.label}",
+        subject=f"季度催收评估报告 Quarterly collection evaluation {quarter.label}",
+        category="quarterly-evaluation",
+        to=to,
+    )
+
+
+def email_from_folder(
+    folder: Path, label: str, *, key: str, subject: str, category: str, to: tuple[str, ...]
+) -> OutboundEmail:
+    """A report's email from its folder (``email.html``, ``email.txt``, ``report-<locale>.pdf``,
+    ``report.xlsx``, ``charts/*.png`` shown inline by content id); refused
+    (:class:`FileNotFoundError`) while any of them is missing."""
     needed = ["email.html", "email.txt", "report.xlsx"] + [f"report-{x}.pdf" for x in LOCALES]
     missing = [name for name in needed if not (folder / name).is_file()]
     if missing:
         raise FileNotFoundError(
-            f"the report of {quarter.label} in {folder} is incomplete (no {', '.join(missing)}): "
+            f"the report of {label} in {folder} is incomplete (no {', '.join(missing)}): "
             "write it again before sending"
         )
     inline = [
@@ -737,7 +772,7 @@ def report_email(folder: Path, quarter: Quarter, to: tuple[str, ...]) -> Outboun
             chart.name,
             "image/png",
             chart.read_bytes(),
-            content_id=_content_id(chart, quarter.label),
+            content_id=_content_id(chart, label),
         )
         for chart in sorted((folder / "charts").glob("*.png"))
     ]
@@ -751,12 +786,12 @@ def report_email(folder: Path, quarter: Quarter, to: tuple[str, ...]) -> Outboun
     ]
     attached.append(Attachment("report.xlsx", XLSX_TYPE, (folder / "report.xlsx").read_bytes()))
     return OutboundEmail(
-        key=f"quarterly-evaluation/{quarter.label}",
+        key=key,
         to=to,
-        subject=f"季度催收评估报告 Quarterly collection evaluation {quarter.label}",
+        subject=subject,
         text=(folder / "email.txt").read_text(encoding="utf-8"),
         html=(folder / "email.html").read_text(encoding="utf-8"),
-        category="quarterly-evaluation",
+        category=category,
         attachments=(*inline, *attached),
     )
 
