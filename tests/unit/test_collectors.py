@@ -94,10 +94,9 @@ from receivables.warehouse.schema import (
     legal_cases,
     payments,
     promises_to_pay,
-    reminder_invoices,
-    reminders,
 )
 from tests.helpers import source_file
+from tests.unit import test_kpis as kpi_tests
 
 D = dt.date
 m = Decimal
@@ -218,34 +217,7 @@ def insert_ledger(engine) -> None:
 
 
 def reminder(conn, rid: int, customer: str, planned: dt.date, invoice: str, status="sent"):
-    conn.execute(
-        reminders.insert().values(
-            reminder_id=rid,
-            idempotency_key=f"k{rid}",
-            planned_on=planned,
-            customer_id=customer,
-            stage="first_reminder",
-            ladder="standard",
-            status=status,
-            locale="en",
-            oldest_invoice_id=invoice,
-            days_past_due=10,
-            invoices=1,
-            strategy_version="test",
-            created_at=NOW,
-            updated_at=NOW,
-        )
-    )
-    conn.execute(
-        reminder_invoices.insert().values(
-            reminder_id=rid,
-            invoice_id=invoice,
-            currency="CNY",
-            outstanding=m(1),
-            due_date=planned,
-            days_past_due=10,
-        )
-    )
+    kpi_tests.reminder(conn, rid, planned, invoice, status, customer=customer)
 
 
 def promise(conn, customer, promised_on, pay_by, amount=None, currency=None):

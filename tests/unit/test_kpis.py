@@ -78,13 +78,15 @@ def facts() -> list[InvoiceFacts]:
     ]
 
 
-def reminder(conn, rid: int, planned: dt.date, invoice: str, status: str = "sent") -> None:
+def reminder(
+    conn, rid: int, planned: dt.date, invoice: str, status: str = "sent", customer: str = "C1"
+) -> None:
     conn.execute(
         reminders.insert().values(
             reminder_id=rid,
             idempotency_key=f"k{rid}",
             planned_on=planned,
-            customer_id="C1",
+            customer_id=customer,
             stage="first_reminder",
             ladder="standard",
             status=status,
