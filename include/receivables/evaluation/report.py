@@ -34,6 +34,7 @@ from receivables.evaluation import charts
 from receivables.evaluation.kpis import (
     METRIC_LABELS,
     METRICS,
+    UNITS,
     QuarterKpis,
     quarter_kpis,
     target_status,
@@ -403,7 +404,7 @@ def _context(evaluation: Evaluation, locale: str, images: dict[str, str]) -> dic
     current = evaluation.current
     rows = []
     for name in HEADLINE:
-        unit = next(m.unit for m in METRICS if m.name == name)
+        unit = UNITS[name]
         target = evaluation.targets.get(name)
         rows.append(
             {
@@ -433,7 +434,7 @@ def _context(evaluation: Evaluation, locale: str, images: dict[str, str]) -> dic
             {
                 "currency": currency,
                 "values": {
-                    m: formatted(values[m], next(x.unit for x in METRICS if x.name == m), locale)
+                    m: formatted(values[m], UNITS[m], locale)
                     for m in ("total_outstanding", "overdue_ratio", "dso", "cei", "recovery_rate")
                 },
             }
@@ -727,7 +728,7 @@ def _email_bodies(evaluation: Evaluation, files: ReportFiles) -> tuple[str, str]
             (
                 METRIC_LABELS[m]["zh-CN"],
                 METRIC_LABELS[m]["en"],
-                formatted(evaluation.current.values[m], _unit(m), "en"),
+                formatted(evaluation.current.values[m], UNITS[m], "en"),
             )
             for m in HEADLINE
         ],
@@ -794,7 +795,3 @@ def email_from_folder(
         category=category,
         attachments=(*inline, *attached),
     )
-
-
-def _unit(name: str) -> str:
-    return next(m.unit for m in METRICS if m.name == name)
