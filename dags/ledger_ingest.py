@@ -5,21 +5,21 @@
 only) and on demand.
 
 **Reads** the inbox (`RECEIVABLES_INBOX`, or the run's `inbox` param): `fx_rates*`,
-`collectors*`, `customers*`, `invoices*`, `payments*` and `legal_updates*` files in CSV (UTF-8,
-UTF-8 with BOM, GB18030 Chinese text, or the encoding declared for the inbox), XLSX or Parquet
-(docs/contract.md §3).
+`collectors*`, `customers*`, `invoices*`, `payments*`, `legal_updates*` and `feedback*` files in
+CSV (UTF-8, UTF-8 with BOM, GB18030 Chinese text, or the encoding declared for the inbox), XLSX or
+Parquet (docs/contract.md §3).
 
 **Does**, one mapped task per file, kinds in loading order (fx_rates, collectors, customers,
-invoices, payments, legal_updates): reads and checks every row, stages the file, runs the Great
-Expectations suites of `include/gx/`, and loads the good rows in one transaction (a legal
-update's rows are steps of legal cases, taken in file order through the case lifecycle). Bad
-rows are quarantined with their reason; unreadable files and files missing a required column
-are refused whole.
+invoices, payments, legal_updates, feedback): reads and checks every row, stages the file, runs
+the Great Expectations suites of `include/gx/`, and loads the good rows in one transaction (a
+legal update's rows are steps of legal cases, taken in file order through the case lifecycle).
+Bad rows are quarantined with their reason; unreadable files and files missing a required
+column are refused whole.
 
 **Writes** the warehouse (`fx_rates`, `collectors`, `customers`, `invoices`, `payments`,
-`legal_cases`, `legal_case_events`, `ingested_files`, `quarantined_rows`), moves loaded files
-to `archive/` (named by checksum: a file never loads twice) and refused ones to `rejected/`,
-and updates the GX data docs.
+`legal_cases`, `legal_case_events`, `staff_feedback`, `ingested_files`, `quarantined_rows`),
+moves loaded files to `archive/` (named by checksum: a file never loads twice) and refused ones
+to `rejected/`, and updates the GX data docs.
 
 **Sends** the data engineers an email when a file is refused or rows are quarantined, and when
 a task fails.
@@ -72,12 +72,19 @@ def ledger_ingest():
 
     @task(trigger_rule="none_failed", outlets=[assets.LEDGER])
     def summarize_ingest(
-        fx_rates, collectors, customers, invoices, payments, legal_updates, unrecognised
+        fx_rates, collectors, customers, invoices, payments, legal_updates, feedback, unrecognised
     ):
         from receivables.airflow.runtime import summarize_ingest
 
         return summarize_ingest(
-            fx_rates, collectors, customers, invoices, payments, legal_updates, unrecognised
+            fx_rates,
+            collectors,
+            customers,
+            invoices,
+            payments,
+            legal_updates,
+            feedback,
+            unrecognised,
         )
 
     fx_rates = ingest_file.override(task_id="ingest_fx_rates").expand(
@@ -98,12 +105,15 @@ def ledger_ingest():
     legal_updates = ingest_file.override(task_id="ingest_legal_updates").expand(
         path=list_files.override(task_id="list_legal_updates_files")("legal_updates")
     )
+    feedback = ingest_file.override(task_id="ingest_feedback").expand(
+        path=list_files.override(task_id="list_feedback_files")("feedback")
+    )
     unrecognised = ingest_file.override(task_id="reject_unrecognised_files").expand(
         path=list_files.override(task_id="list_unrecognised_files")("unrecognised")
     )
-    chain(fx_rates, collectors, customers, invoices, payments, legal_updates)
+    chain(fx_rates, collectors, customers, invoices, payments, legal_updates, feedback)
     summarize_ingest(
-        fx_rates, collectors, customers, invoices, payments, legal_updates, unrecognised
+        fx_rates, collectors, customers, invoices, payments, legal_updates, feedback, unrecognised
     )
 
 

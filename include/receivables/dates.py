@@ -23,7 +23,10 @@ def as_of_date(moment: dt.datetime, timezone: str) -> dt.date:
     """
     if moment.tzinfo is None:
         raise ValueError(f"moment {moment.isoformat()} has no time zone; pass an aware datetime")
-    return moment.astimezone(ZoneInfo(timezone)).date()
+    local = moment.astimezone(ZoneInfo(timezone))
+    # a plain date, whatever ``moment`` is: Airflow's pendulum moments give pendulum dates,
+    # which database drivers do not all bind (sqlite3 refuses them)
+    return dt.date(local.year, local.month, local.day)
 
 
 def start_of_business_day(day: dt.date, timezone: str) -> dt.datetime:

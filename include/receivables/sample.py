@@ -1,11 +1,12 @@
 """Deterministic, realistic sample ledgers for demos, tests and the benchmark.
 
-:func:`generate_sample` writes ``collectors``, ``customers``, ``invoices`` and ``payments`` files
-(CSV by default, or XLSX / Parquet) whose columns are the project's input contract (see
-:data:`COLUMNS`). Everything is drawn from numpy generators keyed on ``seed`` (and Faker provider
-word lists), never from the clock, so the same arguments always give byte-identical files. The
-invoice and payment tables are built with vectorised numpy / pyarrow code, chunk by chunk of
-customers, so 250 000 customers (about 5 million invoices) stay fast and within a few hundred MB.
+:func:`generate_sample` writes ``collectors``, ``customers``, ``invoices``, ``payments`` and
+``feedback`` files (CSV by default, or XLSX / Parquet) whose columns are the project's input
+contract (see :data:`COLUMNS`). Everything is drawn from numpy generators keyed on ``seed``
+(and Faker provider word lists), never from the clock, so the same arguments always give
+byte-identical files. The invoice and payment tables are built with vectorised numpy / pyarrow
+code, chunk by chunk of customers, so 250 000 customers (about 5 million invoices) stay fast
+and within a few hundred MB.
 
 Behaviours
 ----------
@@ -102,6 +103,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "payments": ("payment_id", "invoice_id", "paid_date", "amount", "method"),
     "fx_rates": ("rate_date", "currency", "rate"),
+    "feedback": ("feedback_id", "date", "author", "team", "topic", "text"),
 }
 """Columns of every sample file, in file order (the project's input contract)."""
 
@@ -736,6 +738,83 @@ def _collectors(c: _Customers, seed: int) -> tuple[dict[str, pa.Array], np.ndarr
 
 
 # --------------------------------------------------------------------------------------------
+# Staff feedback
+
+#: What collectors say of the plan, per topic: (Chinese, English) remarks.
+_REMARKS = {
+    "strategy": (
+        (
+            "第二次提醒发得太晚，很多客户到那时已经逾期一个多月。",
+            "The second reminder comes too "
+            "late: many customers are more than a month overdue by then.",
+        ),
+        (
+            "惯性拖欠的客户在第一次提醒后打电话效果更好。",
+            "Habitually late payers respond better to a call right after the first reminder.",
+        ),
+        (
+            "建议对承诺付款的客户暂停提醒到承诺日。",
+            "Pause reminders for customers who promised to pay until the promised date.",
+        ),
+    ),
+    "templates": (
+        (
+            "最后通知的措辞太生硬，有客户投诉。",
+            "The final notice reads too harshly; a customer complained.",
+        ),
+        ("提醒邮件里应写明开户行和账号。", "Reminders should state the bank account to pay into."),
+    ),
+    "customers": (
+        (
+            "几家客户反映发票金额与合同不符，应先核对再催收。",
+            "Several customers say invoice "
+            "amounts differ from their contracts; check before chasing.",
+        ),
+        ("部分客户的联系邮箱已失效。", "Some customers' contact addresses no longer work."),
+    ),
+    "legal": (
+        (
+            "小额案件走诉讼成本太高，建议先发律师函。",
+            "Court is too costly for small claims; send a lawyer's letter first.",
+        ),
+    ),
+    "tools": (
+        ("工作清单希望能按逾期金额排序。", "The worklist should sort by overdue amount."),
+        (
+            "系统里看不到客户最近一次付款的日期。",
+            "The customer's last payment date is not shown anywhere.",
+        ),
+    ),
+}
+
+
+def _staff_feedback(collectors: dict[str, pa.Array], seed: int, as_of_day: int) -> dict:
+    """A few remarks of the collectors from 200 to 20 days before ``as_of`` (so that runs of
+    the days before it load them too; about one per three collectors, at most 120), in the
+    language of their team."""
+    rng = _rng(seed, 11)
+    names = collectors["name"].to_pylist()
+    teams = collectors["team"].to_pylist()
+    topics = list(_REMARKS)
+    weights = np.array([0.35, 0.2, 0.2, 0.1, 0.15])
+    count = min(120, max(2, len(names) // 3))
+    who = rng.integers(0, len(names), count)
+    days = np.sort(as_of_day - 20 - rng.integers(0, 181, count))
+    topic = rng.choice(len(topics), count, p=weights)
+    rows: dict[str, list] = {column: [] for column in COLUMNS["feedback"]}
+    for n, (w, day, t) in enumerate(zip(who, days, topic, strict=True), start=1):
+        remark = _REMARKS[topics[t]][rng.integers(len(_REMARKS[topics[t]]))]
+        english = teams[w] == _TEAMS[4]
+        rows["feedback_id"].append(f"FB-{n:04d}")
+        rows["date"].append(str(np.datetime64(int(day), "D")))
+        rows["author"].append(names[w])
+        rows["team"].append(teams[w])
+        rows["topic"].append(topics[t])
+        rows["text"].append(remark[1] if english else remark[0])
+    return {column: pa.array(values, pa.string()) for column, values in rows.items()}
+
+
+# --------------------------------------------------------------------------------------------
 # Invoices and payments, simulated per block of customers
 
 
@@ -1136,7 +1215,7 @@ def generate_sample(
     """Write a realistic, reproducible sample ledger as of ``as_of`` into ``out_dir``.
 
     Writes ``fx_rates`` (daily rates of USD and HKD to CNY), ``collectors``, ``customers``,
-    ``invoices`` and ``payments`` files (``.csv``, ``.xlsx``
+    ``invoices``, ``payments`` and ``feedback`` (the collectors' remarks) files (``.csv``, ``.xlsx``
     or ``.parquet`` per ``file_format``; columns in :data:`COLUMNS`, all values as text) with
     ``history_months`` months of invoices up to ``as_of`` and every payment received by then.
     ``defects`` is the fraction of invoice, payment and customer rows to corrupt (0 for clean
@@ -1173,6 +1252,8 @@ def generate_sample(
     _write_whole(paths["fx_rates"], COLUMNS["fx_rates"], rates, file_format, stamp)
     _write_whole(paths["collectors"], COLUMNS["collectors"], collectors, file_format, stamp)
     _write_whole(paths["customers"], COLUMNS["customers"], table, file_format, stamp)
+    feedback = _staff_feedback(collectors, seed, as_of_day)
+    _write_whole(paths["feedback"], COLUMNS["feedback"], feedback, file_format, stamp)
     currency = table["currency"]
     del table
 

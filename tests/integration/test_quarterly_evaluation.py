@@ -103,6 +103,19 @@ def test_a_backfill_of_two_quarters_reports_each_once_and_the_same_way(warehouse
         else:
             assert Decimal(str(cell)) == value, name
 
+    # the staff's remarks of the quarter (the sample's feedback file, loaded by the ingest)
+    # are listed in the workbook and summed up in both PDFs
+    remarks = [
+        row
+        for row in load_workbook(folder / "2025Q2/report.xlsx")["Staff feedback"].iter_rows(
+            min_row=2, values_only=True
+        )
+    ]
+    assert remarks
+    assert all(Q2.start <= row[1].date() <= Q2.end for row in remarks)
+    assert f"Remarks given in the quarter: {len(remarks)}" in english
+    assert "员工反馈" in chinese
+
     # the charts are images
     for chart in ("aging-en.png", "aging-zh-CN.png", "recovery-zh-CN.png"):
         with Image.open(folder / "2025Q2/charts" / chart) as image:

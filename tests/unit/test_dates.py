@@ -46,3 +46,11 @@ def test_parse_iso_date_says_what_to_type():
 )
 def test_quarter_start(day, expected):
     assert is_quarter_start(dt.date.fromisoformat(day)) is expected
+
+
+def test_the_business_date_of_a_pendulum_moment_is_a_plain_date():
+    import pendulum
+
+    day = as_of_date(pendulum.datetime(2013, 6, 29, 16, 0, tz="UTC"), "Asia/Shanghai")
+    assert type(day) is dt.date
+    assert day == dt.date(2013, 6, 30)

@@ -4,6 +4,8 @@ incomplete."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 import sqlalchemy as sa
 
@@ -11,7 +13,7 @@ from receivables.config import Policy
 from receivables.documents import CJK_FONT_PACKAGE, cjk_fonts
 from receivables.evaluation.quarters import Quarter
 from receivables.evaluation.report import evaluate, prepare_quarter, report_email, write_report
-from receivables.warehouse.schema import collectors
+from receivables.warehouse.schema import collectors, staff_feedback
 from tests.unit.test_collectors import insert_ledger
 
 pytestmark = pytest.mark.skipif(
@@ -23,12 +25,32 @@ Q2 = Quarter(2025, 2)
 HOSTILE = '=HYPERLINK("http://evil.example","$\\frac{1}{0}$ <b>x</b>")'
 
 
+def remark(feedback_id: str, on: dt.date, text: str, topic: str, author: str = "王芳") -> dict:
+    return {
+        "feedback_id": feedback_id,
+        "given_on": on,
+        "author": author,
+        "team": "上海一组",
+        "topic": topic,
+        "text": text,
+        "source_file_id": 1,
+    }
+
+
 @pytest.fixture
 def written(engine, tmp_path):
     insert_ledger(engine)
     with engine.begin() as conn:
         conn.execute(
             collectors.update().where(collectors.c.collector_id == "K1").values(name=HOSTILE)
+        )
+        conn.execute(
+            staff_feedback.insert(),
+            [
+                remark("S1", dt.date(2025, 5, 6), HOSTILE, "other"),
+                remark("S2", dt.date(2025, 6, 30), "第二次提醒太晚了。\n建议提前。", "strategy"),
+                remark("S0", dt.date(2025, 3, 31), "last quarter's", "tools"),
+            ],
         )
     policy = Policy()
     prepare_quarter(engine, Q2, policy)
@@ -49,6 +71,28 @@ def test_a_hostile_name_stays_text_everywhere(written):
     assert "&lt;b&gt;x&lt;/b&gt;" in html
     assert (files.folder / "charts" / "ranking-en.png").stat().st_size > 1000
     assert evaluation.collectors.of("K1").name == HOSTILE
+
+
+def test_the_staff_feedback_of_the_quarter_is_in_the_report_and_the_workbook(written):
+    from openpyxl import load_workbook
+
+    _, files = written
+    sheet = load_workbook(files.xlsx)["Staff feedback"]
+    found = {row[0].value: row for row in sheet.iter_rows(min_row=2)}
+    assert sorted(found) == ["S1", "S2"]  # S0 was given in the first quarter
+    assert found["S1"][5].value == HOSTILE
+    assert found["S1"][5].data_type == "s"  # never a formula
+    assert found["S2"][5].value == "第二次提醒太晚了。\n建议提前。"  # whole, as given
+    assert found["S2"][4].value == "strategy"
+    zh = files.html["zh-CN"].read_text(encoding="utf-8")
+    assert "员工反馈" in zh
+    assert "第二次提醒太晚了。 建议提前。" in zh  # on one line
+    assert "催收策略" in zh  # the topic in Chinese
+    assert "王芳 (上海一组)" in zh
+    en = files.html["en"].read_text(encoding="utf-8")
+    assert "Staff feedback" in en
+    assert "Remarks given in the quarter: 2" in en
+    assert "last quarter" not in en
 
 
 def test_the_email_is_refused_while_the_report_is_incomplete(written):

@@ -34,7 +34,7 @@ from receivables.evaluation.findings import (
 from receivables.evaluation.kpis import QuarterKpis
 from receivables.evaluation.quarters import Quarter
 from receivables.risk.provisions import update_roll_rates
-from receivables.warehouse.schema import customer_feedback, fx_rates, roll_rates
+from receivables.warehouse.schema import customer_feedback, fx_rates, roll_rates, staff_feedback
 from tests.helpers import load_ledger, source_file
 
 D = dt.date
@@ -664,3 +664,47 @@ def test_an_empty_quarter_has_zero_counts(engine):
     assert summary.received == 0
     assert summary.open_disputes_at_end == 0
     assert summary.recent == []
+    assert summary.staff == []
+    assert set(summary.staff_counts.values()) == {0}
+
+
+def test_the_staff_remarks_of_a_quarter_newest_first_by_topic(engine):
+    remarks = [
+        ("S1", D(2025, 3, 31), "王芳", "上海一组", "strategy", "第二次提醒应提前到逾期十天。"),
+        ("S2", D(2025, 4, 1), "Li Lei", None, "templates", "Too stiff.\nSay please."),
+        ("S3", D(2025, 6, 30), "Zhang Wei", None, "other", '=HYPERLINK("x") \u202e kept'),
+        ("S4", D(2025, 6, 30), "Zhang Wei", None, "strategy", "call before the final letter"),
+        ("S5", D(2025, 7, 1), "Zhang Wei", None, "tools", "next quarter"),
+    ]
+    with engine.begin() as conn:
+        conn.execute(
+            staff_feedback.insert(),
+            [
+                {
+                    "feedback_id": i,
+                    "given_on": on,
+                    "author": who,
+                    "team": team,
+                    "topic": topic,
+                    "text": text,
+                    "source_file_id": 1,
+                }
+                for i, on, who, team, topic, text in remarks
+            ],
+        )
+    summary = feedback_summary(engine, Q2)
+    assert [(r.feedback_id, r.date) for r in summary.staff] == [
+        ("S4", D(2025, 6, 30)),
+        ("S3", D(2025, 6, 30)),
+        ("S2", D(2025, 4, 1)),
+    ]
+    assert summary.staff[1].text == '=HYPERLINK("x") \u202e kept'  # as given: shown escaped later
+    assert summary.staff_counts == {
+        "strategy": 1,
+        "templates": 1,
+        "customers": 0,
+        "legal": 0,
+        "tools": 0,
+        "other": 1,
+    }
+    assert [r.feedback_id for r in feedback_summary(engine, Q1).staff] == ["S1"]

@@ -719,6 +719,14 @@ GOOD_ROWS: dict[str, dict[str, str]] = {
         "note": "line one\r\nline two",
         "actor": "Legal team",
     },
+    "feedback": {
+        "feedback_id": "F-1",
+        "date": "2024/03/01",
+        "author": "王芳",
+        "team": "East",
+        "topic": "Strategy",
+        "text": "第二次提醒太晚。\r\nsecond line\twith a tab",
+    },
 }
 
 STAGED_GOOD: dict[str, dict[str, object]] = {
@@ -773,6 +781,14 @@ STAGED_GOOD: dict[str, dict[str, object]] = {
         "note": "line one\r\nline two",
         "actor": "Legal team",
         "step_id": "LC-1 written_off",
+    },
+    "feedback": {
+        "feedback_id": "F-1",
+        "date": dt.date(2024, 3, 1),
+        "author": "王芳",
+        "team": "East",
+        "topic": "strategy",
+        "text": "第二次提醒太晚。\r\nsecond line\twith a tab",
     },
 }
 
@@ -1263,7 +1279,15 @@ def test_fx_rates_is_a_kind_loaded_first():
     assert kind_for("fx_rates.parquet") is KINDS["fx_rates"]
     assert not any("fx_rates".startswith(prefix) for prefix in RESERVED_PREFIXES)
     order = [k.name for k in ordered_kinds()]
-    assert order == ["fx_rates", "collectors", "customers", "invoices", "payments", "legal_updates"]
+    assert order == [
+        "fx_rates",
+        "collectors",
+        "customers",
+        "invoices",
+        "payments",
+        "legal_updates",
+        "feedback",
+    ]
 
 
 def test_fx_rates_id_is_derived_from_date_and_currency():

@@ -16,7 +16,8 @@ quarterly roll rates some of the rules read, and what customers told us in the q
   :meth:`Finding.text` renders a finding as one sentence in English or Simplified Chinese from
   :data:`TEXTS`.
 * **Feedback** (:func:`feedback_summary`). Disputes and feedback customers sent through their
-  reminder's link, by the business date they arrived on.
+  reminder's link, by the business date they arrived on; and the remarks the collection staff
+  dropped as ``feedback*`` files (``staff_feedback``), by the date they were given.
 """
 
 from __future__ import annotations
@@ -42,14 +43,15 @@ from receivables.dates import as_of_date, start_of_business_day
 from receivables.evaluation.kpis import METRIC_LABELS, UNITS, QuarterKpis, target_status
 from receivables.evaluation.quarters import Quarter
 from receivables.fx import rates_on
+from receivables.ingest.kinds import FEEDBACK_TOPICS
 from receivables.risk.provisions import (
     earliest_ledger_date,
     exact_rate,
     month_end,
     update_roll_rates,
 )
-from receivables.text import shown
-from receivables.warehouse.schema import customer_feedback, roll_rates
+from receivables.text import one_line, shown
+from receivables.warehouse.schema import customer_feedback, roll_rates, staff_feedback
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,10 @@ LOCALES = ("en", "zh-CN")
 RECENT_MESSAGES = 10
 MESSAGE_LIMIT = 200
 FEEDBACK_STATUSES = ("open", "resolved")
+#: Staff remarks listed in the report (the workbook lists every one), and the characters shown
+#: of each there.
+STAFF_REMARKS = 20
+STAFF_REMARK_LIMIT = 500
 
 # --- the words -------------------------------------------------------------------------------
 
@@ -799,6 +805,18 @@ class FeedbackMessage:
     message: str
 
 
+@dataclass(frozen=True)
+class StaffRemark:
+    """One remark of the collection staff (a row of a ``feedback*`` file), as given."""
+
+    feedback_id: str
+    date: dt.date
+    author: str
+    team: str | None
+    topic: str
+    text: str
+
+
 @dataclass
 class FeedbackSummary:
     """Disputes and feedback customers sent in a quarter (by business date in ``timezone``)."""
@@ -812,8 +830,11 @@ class FeedbackSummary:
     open_disputes_at_end: int
     #: the :data:`RECENT_MESSAGES` newest messages of the quarter, newest first
     recent: list[FeedbackMessage] = field(default_factory=list)
-    #: staff feedback files: read in a later step; empty until then
-    staff: list = field(default_factory=list)
+    #: remarks of the collection staff given in the quarter, by topic (every topic, 0 or more)
+    staff_counts: dict[str, int] = field(default_factory=dict)
+    #: every remark of the quarter, newest first (the report shows the first
+    #: :data:`STAFF_REMARKS`, cut to :data:`STAFF_REMARK_LIMIT` characters; the workbook all)
+    staff: list[StaffRemark] = field(default_factory=list)
 
     @property
     def received(self) -> int:
@@ -857,14 +878,43 @@ def feedback_summary(
             kind=row.kind,
             status=row.status,
             date=as_of_date(utc(row.received_at), timezone),
-            message=shown(row.message, MESSAGE_LIMIT),
+            message=shown(one_line(row.message), MESSAGE_LIMIT),
         )
         for row in rows
     ]
+    staff = staff_remarks(engine, quarter)
+    staff_counts = dict.fromkeys(FEEDBACK_TOPICS, 0)
+    for remark in staff:
+        staff_counts[remark.topic] = staff_counts.get(remark.topic, 0) + 1
     return FeedbackSummary(
         quarter=quarter,
         timezone=timezone,
         counts=counts,
         open_disputes_at_end=int(open_at_end),
         recent=recent,
+        staff_counts=staff_counts,
+        staff=staff,
     )
+
+
+def staff_remarks(engine: Engine, quarter: Quarter) -> list[StaffRemark]:
+    """The staff's remarks given in ``quarter`` (their ``date`` is a business date already),
+    newest first."""
+    s = staff_feedback.c
+    with engine.connect() as conn:
+        found = conn.execute(
+            sa.select(s.feedback_id, s.given_on, s.author, s.team, s.topic, s.text)
+            .where(s.given_on >= quarter.start, s.given_on <= quarter.end)
+            .order_by(s.given_on.desc(), s.feedback_id.desc())
+        ).all()
+    return [
+        StaffRemark(
+            feedback_id=row.feedback_id,
+            date=row.given_on,
+            author=row.author,
+            team=row.team,
+            topic=row.topic,
+            text=row.text,
+        )
+        for row in found
+    ]

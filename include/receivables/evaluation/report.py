@@ -31,6 +31,7 @@ from sqlalchemy.engine import Engine
 from receivables.config import DEFAULT_TIMEZONE, Policy, Settings
 from receivables.documents import pdf_from_html
 from receivables.evaluation import charts
+from receivables.evaluation.findings import STAFF_REMARK_LIMIT, STAFF_REMARKS
 from receivables.evaluation.kpis import (
     METRIC_LABELS,
     METRICS,
@@ -43,6 +44,7 @@ from receivables.evaluation.quarters import Quarter
 from receivables.fx import rates_on
 from receivables.mail import Attachment, OutboundEmail
 from receivables.render import render
+from receivables.text import one_line, shown
 from receivables.warehouse.schema import aging_snapshots, credit_scores, invoice_risk, invoices
 
 log = logging.getLogger(__name__)
@@ -127,6 +129,20 @@ WORDS: dict[str, dict[str, str]] = {
     "kind": {"en": "Kind", "zh-CN": "类型"},
     "message": {"en": "Message", "zh-CN": "内容"},
     "count": {"en": "Count", "zh-CN": "数量"},
+    "staff_title": {"en": "Staff feedback", "zh-CN": "员工反馈"},
+    "staff_received": {"en": "Remarks given in the quarter", "zh-CN": "本季度员工反馈条数"},
+    "staff_more": {
+        "en": "older remarks of the quarter are in the workbook (sheet Staff feedback):",
+        "zh-CN": "本季度较早的反馈见 Excel 工作簿（Staff feedback 工作表），条数：",
+    },
+    "topic": {"en": "Topic", "zh-CN": "主题"},
+    "author": {"en": "Given by", "zh-CN": "反馈人"},
+    "strategy": {"en": "strategy", "zh-CN": "催收策略"},
+    "templates": {"en": "templates", "zh-CN": "提醒模板"},
+    "customers": {"en": "customers", "zh-CN": "客户"},
+    "legal": {"en": "legal", "zh-CN": "法律"},
+    "tools": {"en": "tools", "zh-CN": "工具"},
+    "other": {"en": "other", "zh-CN": "其他"},
     "left_out": {
         "en": "collectors ranked between these are in the workbook (sheet Collectors):",
         "zh-CN": "排名居中的催收员见 Excel 工作簿（Collectors 工作表），人数：",
@@ -480,6 +496,22 @@ def _context(evaluation: Evaluation, locale: str, images: dict[str, str]) -> dic
                 }
                 for m in evaluation.feedback.recent
             ],
+            "staff_received": len(evaluation.feedback.staff),
+            "staff_counts": [
+                (WORDS.get(topic, {}).get(locale, topic), n)
+                for topic, n in evaluation.feedback.staff_counts.items()
+                if n
+            ],
+            "staff": [
+                {
+                    "date": r.date.isoformat(),
+                    "author": r.author if not r.team else f"{r.author} ({r.team})",
+                    "topic": WORDS.get(r.topic, {}).get(locale, r.topic),
+                    "text": shown(one_line(r.text), STAFF_REMARK_LIMIT),
+                }
+                for r in evaluation.feedback.staff[:STAFF_REMARKS]
+            ],
+            "staff_more": max(0, len(evaluation.feedback.staff) - STAFF_REMARKS),
         },
     }
 
@@ -598,6 +630,10 @@ def write_xlsx(evaluation: Evaluation, path: Path) -> None:
                 finding.text("en"),
             ]
         )
+    remarks = workbook.create_sheet("Staff feedback")
+    remarks.append(["feedback_id", "date", "author", "team", "topic", "text"])
+    for r in evaluation.feedback.staff if evaluation.feedback else []:
+        remarks.append([r.feedback_id, r.date, r.author, r.team, r.topic, r.text])
     rolls = workbook.create_sheet("Roll rates")
     rolls.append(["from", "to", *labels])
     for a, b in _transitions(evaluation):

@@ -74,7 +74,8 @@ class FileKind:
     id_column: str
     columns: tuple[Column, ...]
     #: loading order within one drop: customers before their invoices, invoices before payments
-    #: (exchange rates first: they refer to nothing; legal updates last, after the ledger)
+    #: (exchange rates first: they refer to nothing; legal updates after the ledger; staff
+    #: feedback, which refers to nothing, last)
     order: int
     description: str = ""
     #: (earlier, later) date columns whose order every row must respect
@@ -120,6 +121,9 @@ class FileKind:
 #: rejecting a case is the institution's decision, taken in its review (by a person, recorded
 #: with who decided, or automatically under a configured amount), never by an update file.
 FILE_STATUSES = ("filed", "judgment", "recovered", "settled", "written_off", "closed")
+
+#: What a ``feedback`` file's remark is about (``topic``; ``other`` when the file leaves it empty).
+FEEDBACK_TOPICS = ("strategy", "templates", "customers", "legal", "tools", "other")
 
 KINDS: dict[str, FileKind] = {
     kind.name: kind
@@ -223,6 +227,22 @@ KINDS: dict[str, FileKind] = {
                 # a case takes each status once: "<case_id> <status>" names the row, and a step
                 # written twice in one file holds back both copies
                 Column("step_id", "id", derived_from=("case_id", "status")),
+            ),
+        ),
+        FileKind(
+            name="feedback",
+            id_column="feedback_id",
+            order=5,
+            description="remarks of the collection staff on the plan (strategy, templates, "
+            "customers, legal, tools), shown in the quarterly evaluation of their date's quarter",
+            tables=("staff_feedback",),
+            columns=(
+                Column("feedback_id", "id", required=True, max_length=64),
+                Column("date", "date", required=True),
+                Column("author", "text", required=True),
+                Column("team", "text"),
+                Column("topic", "choice", choices=FEEDBACK_TOPICS),
+                Column("text", "text", required=True, max_length=4000, multiline=True),
             ),
         ),
     )

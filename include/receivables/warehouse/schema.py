@@ -464,6 +464,24 @@ customer_feedback = sa.Table(
     comment="what customers told us through the link in their reminder",
 )
 
+staff_feedback = sa.Table(
+    "staff_feedback",
+    metadata,
+    sa.Column("feedback_id", ID, primary_key=True),
+    sa.Column("given_on", sa.Date, nullable=False, index=True),
+    sa.Column("author", sa.String(255), nullable=False),
+    sa.Column("team", sa.String(255)),
+    sa.Column(
+        "topic",
+        sa.String(16),
+        nullable=False,
+        comment="strategy, templates, customers, legal, tools or other",
+    ),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("source_file_id", sa.Integer, nullable=False),
+    comment="what the collection staff said of the plan (feedback files)",
+)
+
 promises_to_pay = sa.Table(
     "promises_to_pay",
     metadata,
