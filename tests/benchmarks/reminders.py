@@ -40,6 +40,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from tests.benchmarks.common import (
@@ -70,6 +71,38 @@ def log(message: str) -> None:
 def peak_rss_mb() -> float:
     """This process's peak resident memory."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+#: Processes whose CPU time the diagnosis counts, by the name the kernel gives them.
+CPU_GROUPS = {"postgres": "PostgreSQL server", "node": "the mock (Prism)"}
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) used so far by the PostgreSQL server and the mock's Node
+    processes, their finished children included (a closed session's backend counts in the
+    postmaster's children), read from ``/proc``; empty where there is no ``/proc``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = dict.fromkeys(CPU_GROUPS, 0.0)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # gone meanwhile
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        group = next((g for g in CPU_GROUPS if name.startswith(g)), None)
+        if group is None:
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        # utime, stime, cutime, cstime are fields 14-17 of stat(5); fields[0] is field 3
+        used[group] += sum(int(v) for v in fields[11:15]) / tick
+    return used
+
+
+def self_cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
 
 
 # --- the data ---------------------------------------------------------------------------------
@@ -240,6 +273,7 @@ def child_send(url: str, processes: int) -> dict:
         )
     engine.dispose()
     started = time.monotonic()
+    cpu_before = self_cpu_seconds()
     counts: Counter = Counter()
     shares = [batches[i::processes] for i in range(processes)]
     with multiprocessing.get_context("fork").Pool(processes) as pool:
@@ -251,6 +285,7 @@ def child_send(url: str, processes: int) -> dict:
         "seconds": round(seconds, 2),
         **counts,
         "per_second": round(counts["sent"] / seconds, 1) if seconds else None,
+        "sender_cpu_seconds": round(self_cpu_seconds() - cpu_before, 2),
         "processes": processes,
         "peak_rss_mb": round(max(peak_rss_mb(), children), 1),
     }
@@ -311,14 +346,19 @@ def yardstick(base_url: str, concurrency: int, requests: int) -> dict:
         },
         reply_to="Collections <collections@example.com>",
     )
-    started = time.monotonic()
+    started, cpu_before, client_before = time.monotonic(), cpu_seconds(), self_cpu_seconds()
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(lambda _: transport.deliver(message), range(requests)))
     seconds = time.monotonic() - started
+    cpu = cpu_seconds()
     return {
         "requests": requests,
         "seconds": round(seconds, 2),
         "per_second": round(requests / seconds, 1),
+        "cpu_ms_per_request": {
+            "client": round((self_cpu_seconds() - client_before) / requests * 1000, 3),
+            **{g: round((cpu[g] - cpu_before[g]) / requests * 1000, 3) for g in CPU_GROUPS},
+        },
     }
 
 
@@ -452,7 +492,15 @@ def run_engine(
             {"conn_type": "http", "password": "SG.bench", "host": mock_url}
         ),
     }
+    cpu_before = cpu_seconds()
     send = _run_child("send", url, mock_env, processes)
+    cpu = cpu_seconds()
+    sent = max(1, send["sent"])
+    # where the send's CPU went, per reminder sent: the senders, the database server, the mock
+    send["cpu_ms_per_reminder"] = {
+        "sender": round(send["sender_cpu_seconds"] / sent * 1000, 3),
+        **{g: round((cpu[g] - cpu_before[g]) / sent * 1000, 3) for g in CPU_GROUPS},
+    }
     log(f"{engine_name}: send {send}")
     # the mock's pace drifts on a shared machine: measured again right after the send, and the
     # send compared with the mean of the two measurements that bracket it
@@ -516,6 +564,30 @@ def render(results: dict) -> str:
         "valid request shaped like a reminder, posted in a tight loop through the same "
         "transport at the same concurrency, measured before and after the send, the mean of "
         "the two); 0 reminders sent twice after the sender is killed mid-batch and retried.",
+        "",
+        "Where the CPU goes (milliseconds of CPU per reminder sent, or per yardstick request; "
+        "user + system time from `/proc`; the cores are busy when the sum times the rate nears "
+        f"{os.cpu_count()} × 1000 ms per second):",
+        "",
+        "| engine | run | sender / client | PostgreSQL server | the mock (Prism) | sum | "
+        "cores busy |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, r in results["engines"].items():
+        rows = [("send", r["send"].get("cpu_ms_per_reminder"), r["send"]["per_second"])]
+        for when in ("before", "after"):
+            y = r["yardstick"][when]
+            rows.append((f"yardstick ({when})", y.get("cpu_ms_per_request"), y["per_second"]))
+        for run, cpu, rate in rows:
+            if not cpu:
+                continue
+            first = cpu.get("sender", cpu.get("client"))
+            total = first + cpu["postgres"] + cpu["node"]
+            lines.append(
+                f"| {name} | {run} | {first:.3f} | {cpu['postgres']:.3f} | {cpu['node']:.3f} | "
+                f"{total:.3f} | {total * rate / 1000:.2f} |"
+            )
+    lines += [
         "",
         "Crash runs (the sender killed with SIGKILL a third of the way through, then retried):",
         "",

@@ -387,7 +387,8 @@ reminders = sa.Table(
         "status IN ('pending', 'sending', 'sent', 'refused', 'failed')", name="status"
     ),
     sa.Index("ix_reminders_customer_id_planned_on", "customer_id", "planned_on"),
-    sa.Index("ix_reminders_planned_on_status", "planned_on", "status"),
+    # not status: a change of status then updates the row in place (migration 0007)
+    sa.Index("ix_reminders_planned_on_batch", "planned_on", "batch"),
     sa.Index("ix_reminders_oldest_invoice_id", "oldest_invoice_id"),
     comment="customer reminders: the outbox of customer-facing email, one row per customer, "
     "stage and planned date",
