@@ -8,18 +8,43 @@
 -- what it owed at the opening. A customer's collector is customers.collector_id when it names
 -- a row of collectors, else NULL (the unassigned; an unknown customer too). Money comes out as
 -- whole cents.
+{% if dialect == 'sqlite' -%}
+-- SQLite has no hash join: summing every payment of the ledger per invoice and joining that to
+-- the invoices (an automatic index over millions of sums) costs more than looking up, through
+-- the payments index, the payments of each invoice issued and due before the opening; those of
+-- the few still owing then are looked up again for the quarter.
+WITH candidates AS (
+    SELECT i.customer_id, i.currency,
+           i.amount - (SELECT COALESCE(SUM(p.amount), 0) FROM payments p
+                       WHERE p.invoice_id = i.invoice_id
+                         AND p.paid_date <= {{ date_param('opening') }}) AS open_then,
+           i.invoice_id
+    FROM invoices i
+    WHERE i.issue_date <= {{ date_param('opening') }}
+      AND i.due_date < {{ date_param('opening') }}
+), overdue AS (
+    SELECT c.customer_id, c.currency, c.open_then,
+           (SELECT COALESCE(SUM(p.amount), 0) FROM payments p
+            WHERE p.invoice_id = c.invoice_id
+              AND p.paid_date > {{ date_param('opening') }}
+              AND p.paid_date <= {{ date_param('closing') }}) AS paid_in_quarter
+    FROM candidates c
+    WHERE c.open_then > 0
+)
+{%- else -%}
 WITH paid AS (
-{{ ledger.paid_by_invoice() }}
+{{ ledger.paid_by_invoice(['opening', 'closing']) }}
 ), overdue AS (
     SELECT i.customer_id, i.currency,
-           i.amount - COALESCE(p.by_opening, 0) AS open_then,
-           COALESCE(p.in_quarter, 0) AS paid_in_quarter
+           i.amount - COALESCE(p.paid_by_opening, 0) AS open_then,
+           COALESCE(p.paid_by_closing, 0) - COALESCE(p.paid_by_opening, 0) AS paid_in_quarter
     FROM invoices i
     LEFT JOIN paid p ON p.invoice_id = i.invoice_id
     WHERE i.issue_date <= {{ date_param('opening') }}
       AND i.due_date < {{ date_param('opening') }}
-      AND i.amount - COALESCE(p.by_opening, 0) > 0
+      AND i.amount - COALESCE(p.paid_by_opening, 0) > 0
 )
+{%- endif %}
 SELECT k.collector_id,
        o.currency,
        {{ exact_cents('SUM(o.open_then)') }} AS overdue_at_opening,

@@ -23,6 +23,10 @@ each in a child process of its own (peak RSS is the child's):
    yardstick. Seconds per statement and per function of ``quarter_kpis`` are recorded; when the
    target fails (or with ``--explain``) the plans of its heavy statements and of the yardstick
    are taken (``EXPLAIN (ANALYZE, BUFFERS)`` on PostgreSQL, ``EXPLAIN QUERY PLAN`` on SQLite).
+   Then the trend as the report reads it: ``trend_kpis`` of the four quarters to 2025Q1 (one
+   ledger statement and one monthly-sales statement for them all), ``--rounds`` times, against
+   the yardstick of each of those quarters; every quarter's figures must equal its yardstick's
+   to the cent (a mismatch is a failure; the seconds are reported, without a target).
 2. **Report** (``--customers``) — on the warehouse as the ingest leaves it (no daily run before:
    a first run on a quarter-start date), for 2025Q2, as the ``quarterly_evaluation`` DAG runs it:
    ``prepare_quarter`` (aging snapshots, customer classes and provisions of the trend's
@@ -88,6 +92,9 @@ DEFAULT_CUSTOMERS = 250_000
 #: report's is the one that ended the day before the DAG's quarter start (2025-07-01).
 KPI_QUARTER = (2025, 1)
 REPORT_QUARTER = (2025, 2)
+#: Quarters of the trend read at once in part 1 (the report's trend: the KPI quarter and the
+#: three before it, 2024Q2 … 2025Q1).
+TREND_QUARTERS = 4
 #: Targets.
 KPI_VS_YARDSTICK = 3.0
 REPORT_SECONDS = 60.0
@@ -376,6 +383,8 @@ def _instrument_kpis(probe: Probe, captured: dict) -> FunctionTimer:
     functions = FunctionTimer(probe)
     for name in (
         "read_books",
+        "_ledger_figures",
+        "_monthly_sales",
         "rates_on",
         "reminder_success",
         "legal_opened",
@@ -386,8 +395,8 @@ def _instrument_kpis(probe: Probe, captured: dict) -> FunctionTimer:
         functions.wrap(kpis, name, f"kpis.{name}")  # skipped when the package has no such one
     timed = kpis.read_books
 
-    def read_books(engine, quarter, policy):
-        books = timed(engine, quarter, policy)
+    def read_books(engine, quarters, policy):
+        books = timed(engine, quarters, policy)
         captured["books"] = books
         return books
 
@@ -435,7 +444,8 @@ def measure_kpis(size: Size, engine_name: str, rounds: int, explain: bool) -> di
             f"{tag} round {n}: quarter_kpis {runs['product'][-1]:.2f} s, "
             f"hand-written {runs['yardstick'][-1]:.2f} s"
         )
-    differences = compare_figures(yardstick, captured["books"], result_kpis)
+    differences = compare_figures(yardstick, captured["books"][0], result_kpis)
+    trend = measure_trend(engine, engine_name, policy, rounds, probe, captured, runs, yardstick)
     best = {k: min(v) for k, v in runs.items()}
     ratio = best["product"] / best["yardstick"] if best["yardstick"] else None
     passed = not differences and ratio is not None and ratio <= KPI_VS_YARDSTICK
@@ -457,6 +467,7 @@ def measure_kpis(size: Size, engine_name: str, rounds: int, explain: bool) -> di
             "missing_fx_rates": result_kpis.missing_fx_rates,
             "ecl_missing": result_kpis.ecl_missing,
         },
+        "trend": trend,
         "fastest_run": fastest,
         "statements": [
             r for r in statements.rows() if r["label"] in (f"product:{fastest}", "yardstick:1")
@@ -495,6 +506,58 @@ def measure_kpis(size: Size, engine_name: str, rounds: int, explain: bool) -> di
     return result
 
 
+def measure_trend(
+    engine, engine_name: str, policy, rounds: int, probe: Probe, captured: dict, runs, yardstick
+) -> dict:
+    """``trend_kpis`` of the :data:`TREND_QUARTERS` quarters to the KPI quarter (what the report
+    does), ``rounds`` times, and the hand-written query of each of those quarters (the KPI
+    quarter's from its rounds, the others' once each): every quarter's figures must equal its
+    hand-written query's to the cent."""
+    from receivables.evaluation.kpis import trend_kpis
+
+    tag = f"[{engine_name} trend]"
+    quarters = _quarter(KPI_QUARTER).trend(TREND_QUARTERS)
+    seconds: list[float] = []
+    for n in range(1, rounds + 1):
+        with probe.labelled(f"trend:{n}"):
+            started = time.perf_counter()
+            result = trend_kpis(engine, quarters, policy)
+            seconds.append(time.perf_counter() - started)
+        log(f"{tag} round {n}: trend_kpis of {len(quarters)} quarters {seconds[-1]:.2f} s")
+    books = captured["books"]
+    hand = {quarters[-1].label: (min(runs["yardstick"]), yardstick)}
+    for quarter in quarters[:-1]:
+        with probe.labelled(f"trend-yardstick:{quarter.label}"):
+            started = time.perf_counter()
+            with engine.connect() as conn:
+                rows = conn.exec_driver_sql(handwritten_kpi_sql(engine_name, quarter)).all()
+            figures = {
+                row[0]: {name: _cents(v) for name, v in zip(FIGURES, row[1:], strict=True)}
+                for row in rows
+            }
+            hand[quarter.label] = (time.perf_counter() - started, figures)
+    differences = [
+        f"{quarter.label} {difference}"
+        for quarter, read, kpis in zip(quarters, books, result, strict=True)
+        for difference in compare_figures(hand[quarter.label][1], read, kpis)
+    ]
+    hand_seconds = sum(s for s, _ in hand.values())
+    if differences:
+        log(f"{tag} FIGURES DIFFER: " + "; ".join(differences[:5]))
+    else:
+        log(f"{tag} figures equal; best {min(seconds):.3f} s vs {hand_seconds:.3f} s")
+    return {
+        "quarters": [q.label for q in quarters],
+        "runs": seconds,
+        "best": min(seconds),
+        "yardstick_seconds": {label: s for label, (s, _) in hand.items()},
+        "yardstick_total": hand_seconds,
+        "ratio": None if differences else min(seconds) / hand_seconds,
+        "figures_equal": not differences,
+        "differences": differences,
+    }
+
+
 # --- 2. the report (child) -------------------------------------------------------------------
 
 
@@ -511,8 +574,10 @@ def _instrument_report(probe: Probe) -> FunctionTimer:
         (provisions, "compute_provisions", None),
         (provisions, "compute_snapshot", "aging.compute_snapshot (month-ends, provisions)"),
         (models, "score_customers", None),
-        (report, "quarter_kpis", "kpis.quarter_kpis"),
+        (report, "trend_kpis", "kpis.trend_kpis"),
         (kpis, "read_books", "kpis.read_books"),
+        (kpis, "_ledger_figures", "kpis._ledger_figures"),
+        (kpis, "_monthly_sales", "kpis._monthly_sales"),
         (kpis, "reminder_success", "kpis.reminder_success"),
         (kpis, "grade_migration", "kpis.grade_migration"),
         (report, "aging_trend", None),
@@ -798,7 +863,9 @@ METHOD = f"""\
   hand-written query computes only the ledger figures (one statement). Its figures are
   compared, per currency and to the cent, with those `quarter_kpis` read (`read_books`), and
   with the money metrics and recovery / cure rates of the books it returned; a difference
-  fails the run and no ratio is given.
+  fails the run and no ratio is given. The trend: `trend_kpis` of the {TREND_QUARTERS} quarters
+  to {KPI_QUARTER[0]}Q{KPI_QUARTER[1]} after those rounds, its figures compared in the same way,
+  quarter by quarter, with the hand-written query of each quarter.
 * Report: `prepare_quarter`, `evaluate`, `write_report`, `report_email`, `send_email_once`
   called as the `quarterly_evaluation` DAG's tasks call them (`receivables.jobs`; the writer
   lock they take is left out), on the warehouse as the ingest leaves it, for
@@ -882,6 +949,7 @@ def render_markdown(results: dict) -> str:
         if r["differences"]:
             lines += [f"{ENGINE_NAMES[engine]}: the figures differ:", ""]
             lines += [f"* {d}" for d in r["differences"]] + [""]
+    lines += _trend_lines(kpi)
     shown = next((r for r in kpi["engines"].values() if r.get("figures_equal")), None)
     if shown:
         engines = " and ".join(
@@ -1029,6 +1097,52 @@ def render_markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _trend_lines(kpi: dict) -> list[str]:
+    """Part 1's trend: ``trend_kpis`` of the quarters to the KPI quarter against the
+    hand-written query of each."""
+    from tests.benchmarks.report import _table
+
+    measured = {e: r["trend"] for e, r in kpi["engines"].items() if r.get("trend")}
+    if not measured:
+        return []
+    quarters = next(iter(measured.values()))["quarters"]
+    lines = [
+        f"The trend ({', '.join(quarters)}), as the report reads it: `trend_kpis` (one ledger "
+        "statement and one monthly-sales statement for all the quarters) against the "
+        "hand-written query run once per quarter (the KPI quarter's best of its rounds, the "
+        "others' once); every quarter's figures are compared to the cent.",
+        "",
+    ]
+    rows = []
+    for engine, t in measured.items():
+        runs = ", ".join(_s(s) for s in t["runs"])
+        rows.append(
+            [
+                ENGINE_NAMES[engine],
+                f"{_s(t['best'])} ({runs})",
+                _s(t["yardstick_total"]),
+                "–" if t["ratio"] is None else f"{t['ratio']:.2f}×",
+                "yes" if t["figures_equal"] else "**no**",
+            ]
+        )
+    lines += _table(
+        [
+            "engine",
+            "trend_kpis s, best (runs)",
+            f"hand-written × {len(quarters)} s",
+            "ratio",
+            "same figures",
+        ],
+        rows,
+        "lrrrl",
+    )
+    for engine, t in measured.items():
+        if t["differences"]:
+            lines += [f"{ENGINE_NAMES[engine]}: the trend's figures differ:", ""]
+            lines += [f"* {d}" for d in t["differences"]] + [""]
+    return lines
+
+
 def _in_step_order(row: dict) -> tuple[int, float]:
     """Sort key of a timed function of the report: its step's place, then slowest first."""
     return REPORT_STEPS.index(row["label"].split(":", 1)[1]), -row["seconds"]
@@ -1155,6 +1269,11 @@ def main(argv: list[str] | None = None) -> int:
                 problems.append(
                     f"KPIs on {engine}: the hand-written query's figures differ from "
                     f"quarter_kpis's ({len(r['differences'])} differences)"
+                )
+            elif part == "kpis" and r and not r["trend"]["figures_equal"]:
+                problems.append(
+                    f"KPIs on {engine}: the hand-written query's figures differ from "
+                    f"trend_kpis's ({len(r['trend']['differences'])} differences)"
                 )
             elif part == "report" and r and r["delivery"] != "sent":
                 problems.append(f"report on {engine}: the email was {r['delivery']}, not sent")

@@ -23,6 +23,7 @@ credit sales = A1 + M1 + J1 = 300 000; closing AR = 450 000, of which not yet du
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from fractions import Fraction
 
@@ -43,6 +44,7 @@ from receivables.evaluation.quarters import (
     just_ended,
 )
 from receivables.warehouse.schema import (
+    credit_scores,
     fx_rates,
     invoice_risk,
     legal_case_events,
@@ -303,6 +305,303 @@ def test_a_quarter_is_the_same_whatever_was_paid_after_it(worked):
             {"day": D(2025, 7, 15)},
         )
     assert quarter_kpis(worked, Q2, Policy()).values == before
+
+
+# --- a trend of quarters read at once --------------------------------------------------------
+
+TREND = Q2.trend(4)  # 2024Q3, 2024Q4, 2025Q1, 2025Q2
+#: Quarters in no order, apart from each other, one before any invoice (2019Q4), one where only
+#: long-settled invoices exist (2022Q1), one twice.
+SCATTERED = [
+    Quarter(2025, 2),
+    Quarter(2019, 4),
+    Quarter(2024, 3),
+    Quarter(2022, 1),
+    Quarter(2023, 4),
+    Quarter(2024, 3),
+]
+
+
+def spanning() -> dict[str, list[InvoiceFacts]]:
+    """A ledger whose invoices and payments cross the trend's quarter boundaries, per currency
+    (the comments name the trend's days: openings 2024-06-30, 09-30, 12-31, 2025-03-31)."""
+    m = Decimal
+    return {
+        "CNY": [
+            # issued on the first opening; paid on that day, on Q3's last day, the day after
+            # it and in 2025Q1: partial payments in four quarters
+            InvoiceFacts(
+                "S1",
+                "SC1",
+                D(2024, 6, 30),
+                D(2024, 7, 30),
+                m("1000.00"),
+                (
+                    (D(2024, 6, 30), m("100.00")),
+                    (D(2024, 9, 30), m("200.00")),
+                    (D(2024, 10, 1), m("300.00")),
+                    (D(2025, 2, 15), m("400.00")),
+                ),
+            ),
+            # settled on exactly the first opening: nothing in any quarter of the trend
+            InvoiceFacts(
+                "S2", "SC1", D(2024, 3, 1), D(2024, 3, 31), m("500.00"), ((D(2024, 6, 30), m(500)),)
+            ),
+            # never paid: loss throughout
+            InvoiceFacts("S3", "SC2", D(2023, 1, 10), D(2023, 2, 9), m("800.00")),
+            # due 360 and 361 days before 2025-03-31: doubtful and loss there
+            InvoiceFacts("S4", "SC2", D(2024, 3, 6), D(2024, 4, 5), m("123.45")),
+            InvoiceFacts("S4b", "SC2", D(2024, 3, 5), D(2024, 4, 4), m("67.89")),
+            # issued after Q3's close, before Q4's; paid in full on Q4's last day
+            InvoiceFacts(
+                "S5", "SC3", D(2024, 10, 5), D(2024, 11, 4), m(250), ((D(2024, 12, 31), m(250)),)
+            ),
+            # due on Q4's opening: not overdue then, overdue at its close
+            InvoiceFacts(
+                "S6", "SC3", D(2024, 8, 1), D(2024, 9, 30), m(600), ((D(2024, 11, 15), m(100)),)
+            ),
+            # overpaid in Q4
+            InvoiceFacts(
+                "S7",
+                "SC4",
+                D(2024, 7, 15),
+                D(2024, 8, 14),
+                m(300),
+                ((D(2024, 8, 1), m(200)), (D(2024, 12, 20), m(150))),
+            ),
+            # overdue at the first opening, recovered in Q3 and on 2025Q2's first day
+            InvoiceFacts(
+                "S8",
+                "SC4",
+                D(2024, 5, 1),
+                D(2024, 5, 31),
+                m(700),
+                ((D(2024, 8, 10), m(300)), (D(2025, 4, 1), m(400))),
+            ),
+            # issued on 2025Q1's last day
+            InvoiceFacts("S9", "SC5", D(2025, 3, 31), D(2025, 4, 30), m(900)),
+        ],
+        "USD": [
+            # the book's first invoice, in 2024Q3: no USD book before it
+            InvoiceFacts(
+                "U1",
+                "SU1",
+                D(2024, 8, 20),
+                D(2024, 9, 19),
+                m("100.00"),
+                ((D(2025, 1, 15), m("40.00")), (D(2025, 6, 30), m("60.00"))),
+            ),
+            InvoiceFacts("U2", "SU1", D(2025, 4, 2), D(2025, 7, 2), m("50.00")),
+        ],
+        "HKD": [
+            # nothing happens to it in 2024Q4 and 2025Q1: the balance carries
+            InvoiceFacts(
+                "H1", "SH1", D(2024, 7, 10), D(2024, 8, 9), m(2000), ((D(2025, 5, 1), m(2000)),)
+            ),
+        ],
+        # settled years before the trend (and before the countback's months): the book is there,
+        # every figure zero; no exchange rate for it
+        "EUR": [
+            InvoiceFacts(
+                "E1", "SE1", D(2020, 2, 1), D(2020, 3, 1), m(400), ((D(2020, 3, 15), m(400)),)
+            ),
+        ],
+    }
+
+
+@pytest.fixture
+def spanned(engine):
+    for currency, invoices in spanning().items():
+        load_ledger(engine, invoices, currency=currency)
+    m = Decimal
+    with engine.begin() as conn:
+        file_id = source_file(conn)
+        conn.execute(
+            fx_rates.insert(),
+            [
+                {"rate_date": day, "currency": c, "rate": m(rate), "source_file_id": file_id}
+                for day, c, rate in [
+                    (D(2024, 6, 1), "USD", "7.1"),
+                    (D(2024, 12, 31), "USD", "7.3"),
+                    (D(2024, 6, 1), "HKD", "0.91"),
+                ]
+            ],
+        )
+        # the risk step ran on some quarter-ends only (2025-03-31 not)
+        ecl(conn, D(2024, 6, 30), "5.00", invoice="S3")
+        ecl(conn, D(2024, 9, 30), "10.00", invoice="S3")
+        ecl(conn, D(2024, 12, 31), "12.00", invoice="S3")
+        ecl(conn, D(2024, 12, 31), "1.00", currency="USD", invoice="U1")
+        ecl(conn, D(2025, 6, 30), "15.00", invoice="S3")
+        reminder(conn, 11, D(2024, 9, 20), "S1", customer="SC1")  # S1 paid 10 days later
+        reminder(conn, 12, D(2025, 1, 5), "U1", customer="SU1")  # U1 paid 10 days later
+        reminder(conn, 13, D(2025, 5, 1), "S3", customer="SC2")  # never paid
+        legal_step(conn, "LC-U", "proposed", D(2024, 8, 1), currency="USD")
+        legal_step(conn, "LC-U", "approved", D(2024, 8, 5))
+        legal_step(conn, "LC-U", "written_off", D(2024, 11, 1), Decimal(30))
+        legal_step(conn, "LC-U", "recovered", D(2025, 5, 5), Decimal(10))
+        # a book with a legal case and no invoice at all
+        legal_step(conn, "LC-J", "proposed", D(2024, 10, 1), currency="JPY")
+        legal_step(conn, "LC-J", "written_off", D(2024, 12, 1), Decimal(5_000))
+        conn.execute(
+            credit_scores.insert(),
+            [
+                {
+                    "as_of_date": day,
+                    "customer_id": customer,
+                    "model_id": 0,
+                    "score": 600.0,
+                    "pd": 0.05,
+                    "grade": grade,
+                    "reasons": "",
+                }
+                for day, grades in [
+                    (D(2024, 9, 30), {"SC1": "B", "SC2": "D", "SU1": "A"}),
+                    (D(2024, 12, 31), {"SC1": "A", "SC2": "E", "SU1": "A"}),
+                ]
+                for customer, grade in grades.items()
+            ],
+        )
+    return engine
+
+
+def expected_ledger(quarter: Quarter) -> dict[str, dict[str, Decimal]]:
+    """The ledger figures of ``quarter`` per book, worked out invoice by invoice from
+    :func:`spanning` with the definitions of docs/formulas.md (not the product's SQL): owed on a
+    day = amount - payments dated on or before it, counted for invoices issued by then when
+    positive; overdue when due before the day; loss when more than 360 days past due."""
+    out: dict[str, dict[str, Decimal]] = {}
+    for currency, invoices in spanning().items():
+        issued = [f for f in invoices if f.issue_date <= quarter.end]
+        if not issued:
+            continue
+        book = out[currency] = dict.fromkeys(kpis.LEDGER_FIGURES, Decimal(0))
+        for f in issued:
+
+            def paid_by(day, f=f):
+                return sum((a for d, a in f.payments if d <= day), Decimal(0))
+
+            owed_then = f.amount - paid_by(quarter.opening)
+            owed_now = f.amount - paid_by(quarter.end)
+            overdue_then = (
+                f.issue_date <= quarter.opening and f.due_date < quarter.opening and owed_then > 0
+            )
+            if f.issue_date <= quarter.opening and owed_then > 0:
+                book["opening_ar"] += owed_then
+            if overdue_then:
+                book["opening_overdue"] += owed_then
+                book["recovered"] += min(owed_then - owed_now, owed_then)
+                if owed_now <= 0:
+                    book["cured"] += owed_then
+            if owed_now > 0:
+                book["closing_ar"] += owed_now
+                if f.due_date < quarter.end:
+                    book["closing_overdue"] += owed_now
+                if (quarter.end - f.due_date).days > 360:
+                    book["closing_loss"] += owed_now
+            if f.issue_date >= quarter.start:
+                book["credit_sales"] += f.amount
+    return out
+
+
+def _as_read(books: dict[str, kpis.BookFigures]) -> dict[str, dict[str, Decimal]]:
+    return {
+        currency: {name: getattr(b, name) for name in kpis.LEDGER_FIGURES}
+        for currency, b in books.items()
+        if currency != "JPY"  # the legal case's book: no ledger
+    }
+
+
+@pytest.mark.parametrize("quarters", [TREND, SCATTERED], ids=["trend", "scattered"])
+def test_a_trend_is_its_quarters_one_by_one(spanned, quarters):
+    trend = kpis.trend_kpis(spanned, quarters, Policy())
+    alone = [quarter_kpis(spanned, q, Policy()) for q in quarters]
+    assert trend == alone
+    assert repr(trend) == repr(alone)  # the same Decimals, places included
+    # and the ledger figures are the hand-worked ones, quarter by quarter
+    read = kpis.read_books(spanned, quarters, Policy())
+    assert [_as_read(books) for books in read] == [expected_ledger(q) for q in quarters]
+
+
+def test_the_trends_figures_where_the_quarters_meet(spanned):
+    q3, q4, q1, q2 = kpis.trend_kpis(spanned, TREND, Policy())
+    cny = [k.books["CNY"] for k in (q3, q4, q1, q2)]
+    # S1: 100 paid on the opening day itself (before Q3), 200 on Q3's last day, 300 the day
+    # after; credit sales of Q3 leave out S1, issued on the opening day
+    assert cny[0]["opening_outstanding"] == Decimal("900.00") + 800 + 700 + Decimal("191.34")
+    assert cny[0]["credit_sales"] == Decimal("900.00")  # S6 600 + S7 300
+    assert cny[1]["credit_sales"] == Decimal("250.00")  # S5, issued after Q3's close
+    # S5 (paid in full on Q4's last day) owes nothing at the close; S6 (due on Q4's opening) is
+    # overdue at its close (500), not at its opening; S7, overpaid, owes nothing
+    # overdue at Q4's opening: S1 700, S3 800, S4 191.34, S7 100, S8 400; recovered in Q4: S1's
+    # 300 of the day after the opening, S7's 150 counted up to the 100 it owed then
+    overdue_at_q4_opening = Decimal("2191.34")
+    assert cny[1]["recovery_rate"] == (
+        (Decimal(300 + 100) / overdue_at_q4_opening).quantize(Decimal("0.000001"))
+    )
+    assert cny[1]["overdue_outstanding"] == Decimal("400.00") + 800 + Decimal("191.34") + 500 + 400
+    # S4b's due date is 361 days before 2025-03-31, S4's 360: only S4b joins S3 as loss
+    assert cny[2]["bad_debt_ratio"] == (
+        (Decimal("867.89") / Decimal(cny[2]["total_outstanding"])).quantize(Decimal("0.000001"))
+    )
+    # the HKD book carries its balance through the quarters where nothing happens to it
+    assert [k.books["HKD"]["total_outstanding"] for k in (q3, q4, q1)] == [Decimal("2000.00")] * 3
+    assert q2.books["HKD"]["total_outstanding"] == Decimal("0.00")
+    # the EUR book, settled in 2020, is in every quarter with nothing in it, and has no rate
+    assert all(k.books["EUR"]["total_outstanding"] == Decimal("0.00") for k in (q3, q4, q1, q2))
+    # the JPY book has only a legal case's write-off, in Q4
+    assert q4.books["JPY"]["written_off"] == Decimal("5000.00")
+    assert [k.missing_fx_rates for k in (q3, q4, q1, q2)] == [
+        ["EUR"],
+        ["EUR", "JPY"],
+        ["EUR"],
+        ["EUR"],
+    ]
+    # the provision: 2025-03-31 was not computed, so 2025Q1 has none and 2025Q2 no change
+    assert [k.values["ecl_provision"] for k in (q3, q4, q1, q2)] == [
+        Decimal("10.00"),
+        Decimal("19.30"),  # CNY 12 + USD 1 x 7.3
+        None,
+        Decimal("15.00"),
+    ]
+    assert [k.values["ecl_provision_change"] for k in (q3, q4, q1, q2)] == [
+        Decimal("5.00"),
+        Decimal("9.30"),
+        None,
+        None,
+    ]
+    assert q4.grade_migration == {("B", "A"): 1, ("D", "E"): 1, ("A", "A"): 1}
+
+
+def test_a_quarter_before_any_invoice_has_no_books(spanned):
+    (before,) = kpis.trend_kpis(spanned, [Quarter(2019, 4)], Policy())
+    assert before.books == {}
+    assert before.values["total_outstanding"] == Decimal("0.00")
+    assert kpis.trend_kpis(spanned, [], Policy()) == []
+
+
+def test_the_worked_example_as_a_trend(worked):
+    trend = kpis.trend_kpis(worked, TREND, Policy())
+    assert trend == [quarter_kpis(worked, q, Policy()) for q in TREND]
+    assert trend[-1].values["dso"] == Decimal("136.50")
+    assert trend[-1].values["cei"] == Decimal("0.636364")
+
+
+def test_a_trend_reads_the_ledger_in_one_statement_and_its_sales_in_another(spanned):
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    sa.event.listen(spanned, "before_cursor_execute", seen)
+    try:
+        kpis.trend_kpis(spanned, TREND, Policy())
+    finally:
+        sa.event.remove(spanned, "before_cursor_execute", seen)
+    over_ledger = [s for s in statements if re.search(r"\bFROM (invoices|payments)\b", s)]
+    assert len(over_ledger) == 2
+    # the provisions of each quarter-end once: 2024-06-30 … 2025-06-30
+    assert sum("invoice_risk" in s for s in statements) == 5
 
 
 # --- the formulas on their own ---------------------------------------------------------------

@@ -151,6 +151,12 @@ def test_every_sql_file_renders_for_both_dialects():
         "id": "invoice_id",
         "bucket_names": ["current", "1-30"],
         "loss_class": "loss",
+        # the quarters' ledger: two quarters, their bound dates by name
+        "days": ["day_0", "day_1", "day_2"],
+        "quarters": [
+            {"opening": "day_0", "start": "start_0", "closing": "day_1"},
+            {"opening": "day_1", "start": "start_1", "closing": "day_2"},
+        ],
     }
     for path in sorted(p for p in SQL_DIR.rglob("*.sql") if not p.name.startswith("_")):
         for dialect in ("sqlite", "postgresql"):

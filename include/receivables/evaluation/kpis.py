@@ -3,7 +3,9 @@
 The ledger figures (receivables at the opening and the close, credit sales, what was overdue at
 the opening and what became of it) come from invoices and payments alone
 (``sql/evaluation/quarter_ledger.sql``): a first run on a quarter-start date, or a backfill,
-gives the same figures as a year of daily runs. The provision is the ECL the risk step stored for
+gives the same figures as a year of daily runs. A trend of quarters (:func:`trend_kpis`, the
+report's) is read in one pass over the ledger for all its quarters, each quarter's figures the
+same as :func:`quarter_kpis` gives for it alone. The provision is the ECL the risk step stored for
 the quarter's last day; reminders and legal cases are the warehouse's own history.
 
 Amounts are exact (whole cents from the database, :class:`~decimal.Decimal` here). Each book
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
@@ -331,53 +333,87 @@ class BookFigures:
 # --- reading the warehouse -------------------------------------------------------------------
 
 
+#: A book's ledger figures for a quarter, as ``quarter_ledger.sql`` names them (whole cents).
+LEDGER_FIGURES = (
+    "opening_ar",
+    "opening_overdue",
+    "closing_ar",
+    "closing_overdue",
+    "closing_loss",
+    "credit_sales",
+    "recovered",
+    "cured",
+)
+
+
 def _by_currency(rows) -> dict[str, Decimal]:
     return {currency: Decimal(amount) for currency, amount in rows}
 
 
-def read_books(engine: Engine, quarter: Quarter, policy: Policy) -> dict[str, BookFigures]:
-    """Every book's figures for ``quarter`` (books with anything to show in it)."""
-    aging = policy.aging
-    params = {"opening": quarter.opening, "start": quarter.start, "closing": quarter.end}
-    since = _months_back(quarter.end, COUNTBACK_MONTHS)
+def read_books(
+    engine: Engine, quarters: Sequence[Quarter], policy: Policy
+) -> list[dict[str, BookFigures]]:
+    """Every book's figures for each of ``quarters``, in their order (per quarter, the books with
+    anything to show in it).
+
+    However many quarters there are, the ledger figures of them all come from one statement
+    (``sql/evaluation/quarter_ledger.sql``) and the countback's monthly credit sales from
+    another (``sql/evaluation/monthly_sales.sql``), each one pass over the ledger; each quarter's
+    figures are the ones it would have on its own."""
+    quarters = list(quarters)
+    if not quarters:
+        return []
     with engine.connect() as conn:
-        (ledger,) = sqlfiles.execute(
-            conn,
-            "evaluation/quarter_ledger.sql",
-            params,
-            types={name: sa.Date() for name in params},
-            risk_classes=aging.risk_classes,
-            loss_class=aging.risk_classes[-1].name,
+        ledgers = _ledger_figures(conn, quarters, policy)
+        monthly = _monthly_sales(conn, quarters)
+        # each quarter-end once (consecutive quarters share one: the previous one's close), and
+        # each on its own: a sum over several days sorts them all at once, which costs more
+        days = {day for q in quarters for day in (q.end, q.previous().end)}
+        ecl = {day: _ecl(conn, day) for day in sorted(days)}
+        legal = [
+            (_events(conn, q, ("written_off",)), _events(conn, q, ("recovered", "settled")))
+            for q in quarters
+        ]
+    return [
+        _quarter_books(
+            quarter,
+            ledger,
+            monthly,
+            written,
+            recovered,
+            ecl[quarter.end],
+            ecl[quarter.previous().end],
         )
-        books = {
-            row.currency: {
-                name: from_cents(getattr(row, name))
-                for name in (
-                    "opening_ar",
-                    "opening_overdue",
-                    "closing_ar",
-                    "closing_overdue",
-                    "closing_loss",
-                    "credit_sales",
-                    "recovered",
-                    "cured",
-                )
-            }
-            for row in ledger
-        }
-        (sales,) = sqlfiles.execute(
-            conn,
-            "evaluation/monthly_sales.sql",
-            {"since": since, "closing": quarter.end},
-            types={"since": sa.Date(), "closing": sa.Date()},
-        )
-        monthly: dict[str, dict[str, Decimal]] = {}
-        for currency, month, cents in sales:
-            monthly.setdefault(currency, {})[month] = from_cents(cents)
-        written = _events(conn, quarter, ("written_off",))
-        recovered = _events(conn, quarter, ("recovered", "settled"))
-        ecl = _ecl(conn, quarter.end)
-        previous_ecl = _ecl(conn, quarter.previous().end)
+        for quarter, ledger, (written, recovered) in zip(quarters, ledgers, legal, strict=True)
+    ]
+
+
+def _quarter_books(
+    quarter: Quarter,
+    ledger: dict[str, dict[str, Decimal]],
+    monthly: dict[str, dict[str | None, Decimal]],
+    written: dict[str, Decimal],
+    recovered: dict[str, Decimal],
+    ecl: dict[str, Decimal] | None,
+    previous_ecl: dict[str, Decimal] | None,
+) -> dict[str, BookFigures]:
+    """One quarter's books from what :func:`read_books` read.
+
+    A book is in the quarter's ledger when it has an invoice issued by the quarter's last day:
+    its monthly sales begin (with the month of its first invoice, or with the None of those
+    issued before the months read) no later than the quarter's last month. The ledger statement
+    gives no row for a book whose invoices issued by then were all settled by the opening: its
+    ledger figures are zero."""
+    last_month = _month_key(quarter.end)
+    issued = {
+        currency
+        for currency, sales in monthly.items()
+        if min(month or "" for month in sales) <= last_month
+    }
+    books = {
+        currency: ledger.get(currency) or dict.fromkeys(LEDGER_FIGURES, from_cents(0))
+        for currency in issued | set(ledger)
+    }
     months = _months_newest_first(quarter.end, COUNTBACK_MONTHS)
     out: dict[str, BookFigures] = {}
     for currency in sorted(set(books) | set(written) | set(recovered)):
@@ -394,6 +430,64 @@ def read_books(engine: Engine, quarter: Quarter, policy: Policy) -> dict[str, Bo
             ),
         )
     return out
+
+
+def _ledger_figures(
+    conn, quarters: list[Quarter], policy: Policy
+) -> list[dict[str, dict[str, Decimal]]]:
+    """Per quarter (in order), per currency, the ledger figures (:data:`LEDGER_FIGURES`) of
+    ``quarter_ledger.sql``: one statement for all the quarters.
+
+    Its bound dates are the distinct openings and closings of the quarters, earliest first
+    (``day_0``, ``day_1``, …: consecutive quarters share one, the closing of one being the
+    opening of the next), and each quarter's first day (``start_0``, …)."""
+    days = sorted({day for q in quarters for day in (q.opening, q.end)})
+    day_name = {day: f"day_{n}" for n, day in enumerate(days)}
+    params: dict[str, dt.date] = {day_name[day]: day for day in days}
+    params |= {f"start_{n}": q.start for n, q in enumerate(quarters)}
+    aging = policy.aging
+    (rows,) = sqlfiles.execute(
+        conn,
+        "evaluation/quarter_ledger.sql",
+        params,
+        types={name: sa.Date() for name in params},
+        days=[day_name[day] for day in days],
+        quarters=[
+            {"opening": day_name[q.opening], "start": f"start_{n}", "closing": day_name[q.end]}
+            for n, q in enumerate(quarters)
+        ],
+        risk_classes=aging.risk_classes,
+        loss_class=aging.risk_classes[-1].name,
+    )
+    out: list[dict[str, dict[str, Decimal]]] = [{} for _ in quarters]
+    for row in rows:
+        out[int(row.quarter)][row.currency] = {
+            name: from_cents(getattr(row, name)) for name in LEDGER_FIGURES
+        }
+    return out
+
+
+def _monthly_sales(conn, quarters: list[Quarter]) -> dict[str, dict[str | None, Decimal]]:
+    """Per currency, the credit sales of each month (``YYYY-MM``) of the quarters' countbacks
+    (:data:`COUNTBACK_MONTHS` up to each one's last day), and under None those of the invoices
+    issued before them: one statement for all the quarters (``monthly_sales.sql``)."""
+    since = min(_months_back(q.end, COUNTBACK_MONTHS) for q in quarters)
+    closing = max(q.end for q in quarters)
+    (rows,) = sqlfiles.execute(
+        conn,
+        "evaluation/monthly_sales.sql",
+        {"since": since, "closing": closing},
+        types={"since": sa.Date(), "closing": sa.Date()},
+    )
+    monthly: dict[str, dict[str | None, Decimal]] = {}
+    for currency, month, cents in rows:
+        monthly.setdefault(currency, {})[month] = from_cents(cents)
+    return monthly
+
+
+def _month_key(day: dt.date) -> str:
+    """The month of ``day`` as the monthly sales name it (``YYYY-MM``)."""
+    return f"{day.year:04d}-{day.month:02d}"
 
 
 def _months_newest_first(end: dt.date, count: int) -> list[tuple[int, int]]:
@@ -579,8 +673,27 @@ class QuarterKpis:
 
 def quarter_kpis(engine: Engine, quarter: Quarter, policy: Policy) -> QuarterKpis:
     """Every KPI of ``quarter`` from the warehouse."""
+    (kpis,) = trend_kpis(engine, [quarter], policy)
+    return kpis
+
+
+def trend_kpis(engine: Engine, quarters: Sequence[Quarter], policy: Policy) -> list[QuarterKpis]:
+    """Every KPI of each of ``quarters`` (a report's trend), in their order: each quarter's are
+    what :func:`quarter_kpis` gives for it alone, with the ledger read once for all of them
+    (:func:`read_books`)."""
+    quarters = list(quarters)
+    books = read_books(engine, quarters, policy)
+    return [
+        _quarter_kpis(engine, quarter, policy, of_quarter)
+        for quarter, of_quarter in zip(quarters, books, strict=True)
+    ]
+
+
+def _quarter_kpis(
+    engine: Engine, quarter: Quarter, policy: Policy, books: dict[str, BookFigures]
+) -> QuarterKpis:
+    """Every KPI of ``quarter`` from its ``books`` (:func:`read_books`) and the warehouse."""
     reporting = policy.currency.reporting_currency
-    books = read_books(engine, quarter, policy)
     rates = rates_on(engine, quarter.end, reporting)
     missing = rates.missing(books)
     total = BookFigures(ecl=Decimal(0), previous_ecl=Decimal(0))
@@ -639,13 +752,10 @@ def grades_moved(
     before = credit_scores.alias("before")
     after = credit_scores.alias("after")
     with engine.connect() as conn:
-        scored = set(
-            conn.execute(
-                sa.select(s.as_of_date).distinct().where(s.as_of_date.in_((before_day, after_day)))
-            ).scalars()
-        )
-        if scored != {before_day, after_day}:
-            return None
+        for day in (before_day, after_day):
+            # whether the day has any score: one probe of the index, not every score of the day
+            if not conn.execute(sa.select(sa.exists().where(s.as_of_date == day))).scalar():
+                return None
         rows = conn.execute(
             sa.select(before.c.grade, after.c.grade, sa.func.count())
             .select_from(before.join(after, after.c.customer_id == before.c.customer_id))

@@ -29,15 +29,15 @@ from receivables.evaluation.report import (
     LOCALES,
     TEMPLATE_FOLDER,
     WORDS,
-    _bucket,
-    _cell,
-    _data_url,
-    _migration_rows,
-    _write,
+    bucket_label,
+    cell_value,
+    data_url,
     email_from_folder,
     formatted,
+    migration_rows,
     prepare_dates,
     receivables_at,
+    write_atomically,
 )
 from receivables.fx import rates_on
 from receivables.render import render
@@ -259,7 +259,7 @@ def _context(report: MonthlyReport, locale: str, images: dict[str, str]) -> dict
             for name, amount in report.classes.items()
         ],
         "grades": [(g, report.grades[g]) for g in GRADES],
-        "migration": _migration_rows(report.migration),
+        "migration": migration_rows(report.migration),
         "top": [
             {
                 **row,
@@ -280,7 +280,7 @@ def draw_monthly_charts(report: MonthlyReport, locale: str) -> dict[str, bytes]:
             MONTHLY_WORDS["structure"][locale],
             labels,
             [
-                (_bucket(b, locale), [report.buckets[d][b] for d in report.months])
+                (bucket_label(b, locale), [report.buckets[d][b] for d in report.months])
                 for b in report.buckets[first]
             ],
             locale,
@@ -313,13 +313,13 @@ def write_monthly_report(report: MonthlyReport, folder: Path) -> Path:
     for locale in LOCALES:
         drawn = draw_monthly_charts(report, locale)
         for name, png in drawn.items():
-            _write(folder / "charts" / f"{name}-{locale}.png", png)
+            write_atomically(folder / "charts" / f"{name}-{locale}.png", png)
         page = render(
             f"{TEMPLATE_FOLDER}/monthly.html",
-            **_context(report, locale, {n: _data_url(p) for n, p in drawn.items()}),
+            **_context(report, locale, {n: data_url(p) for n, p in drawn.items()}),
         )
-        _write(folder / f"report-{locale}.html", page.encode("utf-8"))
-        _write(folder / f"report-{locale}.pdf", pdf_from_html(page, images=True))
+        write_atomically(folder / f"report-{locale}.html", page.encode("utf-8"))
+        write_atomically(folder / f"report-{locale}.pdf", pdf_from_html(page, images=True))
         cids = {n: f"cid:{n}-{locale}.{report.label}@receivables" for n in drawn}
         bodies.append(
             Markup(
@@ -340,19 +340,19 @@ def write_monthly_report(report: MonthlyReport, folder: Path) -> Path:
         ],
         currency=report.reporting_currency,
     )
-    _write(folder / "email.html", html.encode("utf-8"))
-    _write(folder / "email.txt", text.encode("utf-8"))
+    write_atomically(folder / "email.html", html.encode("utf-8"))
+    write_atomically(folder / "email.txt", text.encode("utf-8"))
 
     workbook = Workbook()
     sheet = workbook.active
     sheet.title = "Structure"
     sheet.append(["bucket", *[d.isoformat() for d in report.months]])
     for bucket in report.buckets[report.months[0]]:
-        sheet.append([bucket, *[_cell(report.buckets[d][bucket]) for d in report.months]])
+        sheet.append([bucket, *[cell_value(report.buckets[d][bucket]) for d in report.months]])
     classes = workbook.create_sheet("Risk classes")
     classes.append(["risk_class", report.month_end.isoformat()])
     for name, amount in report.classes.items():
-        classes.append([name, _cell(amount)])
+        classes.append([name, cell_value(amount)])
     grades = workbook.create_sheet("Grades")
     grades.append(["grade", "customers"])
     for grade in GRADES:
@@ -364,7 +364,7 @@ def write_monthly_report(report: MonthlyReport, folder: Path) -> Path:
             [
                 row["customer_id"],
                 row["name"],
-                _cell(row["overdue"]),
+                cell_value(row["overdue"]),
                 row["worst_days"],
                 row["grade"],
             ]

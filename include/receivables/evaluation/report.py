@@ -37,8 +37,8 @@ from receivables.evaluation.kpis import (
     METRICS,
     UNITS,
     QuarterKpis,
-    quarter_kpis,
     target_status,
+    trend_kpis,
 )
 from receivables.evaluation.quarters import Quarter
 from receivables.fx import rates_on
@@ -292,10 +292,8 @@ def evaluate(
     """Gather the evaluation of ``quarter`` (run :func:`prepare_quarter` first); ``strategy``
     (the dunning strategy) lets the recommendations name its stages' days."""
     quarters = quarter.trend(policy.evaluation.trend_quarters)
-    trend = []
-    for q in quarters:
-        log.info("KPIs of %s", q.label)
-        trend.append(quarter_kpis(engine, q, policy))
+    log.info("KPIs of %s", ", ".join(q.label for q in quarters))
+    trend = trend_kpis(engine, quarters, policy)
     from receivables.evaluation.collectors import collector_performance
     from receivables.evaluation.findings import feedback_summary, findings, quarterly_roll_rates
 
@@ -356,7 +354,7 @@ def draw_charts(evaluation: Evaluation, locale: str) -> dict[str, bytes]:
             WORDS["aging_trend"][locale],
             labels,
             [
-                (_bucket(b, locale), [evaluation.aging[q][b] for q in labels])
+                (bucket_label(b, locale), [evaluation.aging[q][b] for q in labels])
                 for b in evaluation.buckets
             ],
             locale,
@@ -379,7 +377,7 @@ def draw_charts(evaluation: Evaluation, locale: str) -> dict[str, bytes]:
             labels,
             [
                 (
-                    f"{_bucket(a, locale)} → {_bucket(b, locale)}",
+                    f"{bucket_label(a, locale)} → {bucket_label(b, locale)}",
                     [evaluation.rolls.get(q, {}).get((a, b)) for q in labels],
                 )
                 for a, b in transitions
@@ -397,7 +395,8 @@ def draw_charts(evaluation: Evaluation, locale: str) -> dict[str, bytes]:
     return out
 
 
-def _bucket(name: str, locale: str) -> str:
+def bucket_label(name: str, locale: str) -> str:
+    """An aging bucket's name as the reports print it in ``locale``."""
     return BUCKET_LABELS.get(name, {}).get(locale, name)
 
 
@@ -457,7 +456,7 @@ def _context(evaluation: Evaluation, locale: str, images: dict[str, str]) -> dic
             for currency, values in sorted(current.books.items())
         ],
         "labels": {k: v[locale] for k, v in METRIC_LABELS.items()},
-        "migration": _migration_rows(current.grade_migration),
+        "migration": migration_rows(current.grade_migration),
         "collectors_left_out": _collectors_left_out(evaluation),
         "collectors": [
             {
@@ -542,7 +541,7 @@ def _collectors_left_out(evaluation: Evaluation) -> int:
 GRADES = ("A", "B", "C", "D", "E")
 
 
-def _migration_rows(migration: dict[tuple[str, str], int] | None) -> list[list] | None:
+def migration_rows(migration: dict[tuple[str, str], int] | None) -> list[list] | None:
     """The grade migration as rows: the grade at the opening, then the customers per grade at
     the close (A to E)."""
     if not migration:
@@ -572,7 +571,7 @@ def write_xlsx(evaluation: Evaluation, path: Path) -> None:
                 m.name,
                 f"{METRIC_LABELS[m.name]['zh-CN']} / {METRIC_LABELS[m.name]['en']}",
                 m.unit,
-                *[_cell(k.values[m.name]) for k in evaluation.trend],
+                *[cell_value(k.values[m.name]) for k in evaluation.trend],
                 None if target is None else f"{target.better} {target.value}",
                 target_status(evaluation.current.values[m.name], target),
             ]
@@ -581,7 +580,7 @@ def write_xlsx(evaluation: Evaluation, path: Path) -> None:
     books.append(["currency", "metric", "value"])
     for currency, values in sorted(evaluation.current.books.items()):
         for name, value in values.items():
-            books.append([currency, name, _cell(value)])
+            books.append([currency, name, cell_value(value)])
     staff = workbook.create_sheet("Collectors")
     staff.append(
         [
@@ -607,15 +606,15 @@ def write_xlsx(evaluation: Evaluation, path: Path) -> None:
                 r.collector_id,
                 r.name,
                 r.customers,
-                _cell(r.overdue_at_opening),
-                _cell(r.recovered),
-                _cell(r.recovery_rate),
+                cell_value(r.overdue_at_opening),
+                cell_value(r.recovered),
+                cell_value(r.recovery_rate),
                 r.reminders_sent,
-                _cell(r.success_rate),
+                cell_value(r.success_rate),
                 r.promises_due,
                 r.promises_kept,
                 r.legal_cases_opened,
-                _cell(r.incentive_proposal),
+                cell_value(r.incentive_proposal),
             ]
         )
     found = workbook.create_sheet("Findings")
@@ -637,15 +636,15 @@ def write_xlsx(evaluation: Evaluation, path: Path) -> None:
     rolls = workbook.create_sheet("Roll rates")
     rolls.append(["from", "to", *labels])
     for a, b in _transitions(evaluation):
-        rolls.append([a, b, *[_cell(evaluation.rolls.get(q, {}).get((a, b))) for q in labels]])
+        rolls.append([a, b, *[cell_value(evaluation.rolls.get(q, {}).get((a, b))) for q in labels]])
     grades = workbook.create_sheet("Grade migration")
     grades.append(["opening \\ close", *GRADES])
-    for row in _migration_rows(evaluation.current.grade_migration) or []:
+    for row in migration_rows(evaluation.current.grade_migration) or []:
         grades.append(row)
     aging = workbook.create_sheet("Aging")
     aging.append(["bucket", *labels])
     for bucket in evaluation.buckets:
-        aging.append([bucket, *[_cell(evaluation.aging[q][bucket]) for q in labels]])
+        aging.append([bucket, *[cell_value(evaluation.aging[q][bucket]) for q in labels]])
     for ws in workbook.worksheets:
         for cell in ws[1]:
             cell.font = Font(bold=True)
@@ -666,7 +665,8 @@ def write_xlsx(evaluation: Evaluation, path: Path) -> None:
             os.unlink(temporary)
 
 
-def _cell(value: Decimal | None) -> float | int | None:
+def cell_value(value: Decimal | None) -> float | int | None:
+    """A figure as a workbook cell's number (an int when whole)."""
     # a workbook holds numbers as IEEE doubles: exact for every cent up to 2**53 cents
     if value is None:
         return None
@@ -675,11 +675,14 @@ def _cell(value: Decimal | None) -> float | int | None:
     return float(value)
 
 
-def _data_url(png: bytes) -> str:
+def data_url(png: bytes) -> str:
+    """A chart as a ``data:`` URL, for the HTML that WeasyPrint prints."""
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _write(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file renamed into place: a reader (the
+    email step) never sees half a file."""
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -710,12 +713,12 @@ def write_report(evaluation: Evaluation, folder: Path) -> ReportFiles:
     for locale in LOCALES:
         drawn[locale] = draw_charts(evaluation, locale)
         for name, png in drawn[locale].items():
-            _write(folder / "charts" / f"{name}-{locale}.png", png)
-        page = render_html(evaluation, locale, {n: _data_url(p) for n, p in drawn[locale].items()})
+            write_atomically(folder / "charts" / f"{name}-{locale}.png", png)
+        page = render_html(evaluation, locale, {n: data_url(p) for n, p in drawn[locale].items()})
         html[locale] = folder / f"report-{locale}.html"
-        _write(html[locale], page.encode("utf-8"))
+        write_atomically(html[locale], page.encode("utf-8"))
         pdf[locale] = folder / f"report-{locale}.pdf"
-        _write(pdf[locale], pdf_from_html(page, images=True))
+        write_atomically(pdf[locale], pdf_from_html(page, images=True))
     xlsx = folder / "report.xlsx"
     write_xlsx(evaluation, xlsx)
     figures = {
@@ -727,11 +730,11 @@ def write_report(evaluation: Evaluation, folder: Path) -> ReportFiles:
         },
         "missing_fx_rates": evaluation.missing_fx_rates,
     }
-    _write(folder / "figures.json", json.dumps(figures, indent=2).encode("utf-8"))
+    write_atomically(folder / "figures.json", json.dumps(figures, indent=2).encode("utf-8"))
     files = ReportFiles(folder=folder, html=html, pdf=pdf, xlsx=xlsx, charts=drawn)
     mail_html, mail_text = _email_bodies(evaluation, files)
-    _write(folder / "email.html", mail_html.encode("utf-8"))
-    _write(folder / "email.txt", mail_text.encode("utf-8"))
+    write_atomically(folder / "email.html", mail_html.encode("utf-8"))
+    write_atomically(folder / "email.txt", mail_text.encode("utf-8"))
     return files
 
 
