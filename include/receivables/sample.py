@@ -278,8 +278,8 @@ class SampleSummary:
     """What :func:`generate_sample` wrote.
 
     ``paths`` maps each table (``fx_rates``, ``collectors``, ``customers``, ``invoices``,
-    ``payments`` and ``truth`` when requested) to its file; ``defects`` counts corrupted rows by
-    ``"<table>.<kind>"`` and is empty for clean data.
+    ``payments``, ``feedback`` and ``truth`` when requested) to its file; ``defects`` counts
+    corrupted rows by ``"<table>.<kind>"`` and is empty for clean data.
     """
 
     out_dir: Path
@@ -290,6 +290,8 @@ class SampleSummary:
     payments: int
     defects: dict[str, int] = field(default_factory=dict)
     fx_rates: int = 0
+    #: staff remarks in the ``feedback`` file
+    feedback: int = 0
 
     @property
     def defect_rows(self) -> int:
@@ -790,14 +792,14 @@ _REMARKS = {
 
 def _staff_feedback(collectors: dict[str, pa.Array], seed: int, as_of_day: int) -> dict:
     """A few remarks of the collectors from 200 to 20 days before ``as_of`` (so that runs of
-    the days before it load them too; about one per three collectors, at most 120), in the
-    language of their team."""
+    the days before it load them too): about one per two collectors, at least 8, at most 120,
+    each in the language of its author's team."""
     rng = _rng(seed, 11)
     names = collectors["name"].to_pylist()
     teams = collectors["team"].to_pylist()
     topics = list(_REMARKS)
     weights = np.array([0.35, 0.2, 0.2, 0.1, 0.15])
-    count = min(120, max(2, len(names) // 3))
+    count = min(120, max(8, len(names) // 2))
     who = rng.integers(0, len(names), count)
     days = np.sort(as_of_day - 20 - rng.integers(0, 181, count))
     topic = rng.choice(len(topics), count, p=weights)
@@ -1339,4 +1341,5 @@ def generate_sample(
         payments=n_payments,
         defects=dict(sorted(defect_counts.items())),
         fx_rates=len(rates["rate_date"]),
+        feedback=len(feedback["feedback_id"]),
     )

@@ -12,7 +12,8 @@
 -- SQLite has no hash join: summing every payment of the ledger per invoice and joining that to
 -- the invoices (an automatic index over millions of sums) costs more than looking up, through
 -- the payments index, the payments of each invoice issued and due before the opening; those of
--- the few still owing then are looked up again for the quarter.
+-- the few still owing then are looked up again for the quarter, once (`overdue` is
+-- materialized, so that its sums are not looked up again wherever the query uses them).
 WITH candidates AS (
     SELECT i.customer_id, i.currency,
            i.amount - (SELECT COALESCE(SUM(p.amount), 0) FROM payments p
@@ -22,7 +23,7 @@ WITH candidates AS (
     FROM invoices i
     WHERE i.issue_date <= {{ date_param('opening') }}
       AND i.due_date < {{ date_param('opening') }}
-), overdue AS (
+), overdue AS MATERIALIZED (
     SELECT c.customer_id, c.currency, c.open_then,
            (SELECT COALESCE(SUM(p.amount), 0) FROM payments p
             WHERE p.invoice_id = c.invoice_id

@@ -81,6 +81,7 @@ def test_daily_pipeline_end_to_end(warehouse, home):
         ("ingest_customers", 1),
         ("ingest_invoices", 1),
         ("ingest_payments", 1),
+        ("ingest_feedback", 1),
     ):
         assert ran(ingest, task_id) == ["success"] * files
     assert ran(ingest, "summarize_ingest") == ["success"]
@@ -94,9 +95,15 @@ def test_daily_pipeline_end_to_end(warehouse, home):
         ("customers", "loaded", AS_OF),
         ("invoices", "loaded", AS_OF),
         ("payments", "loaded", AS_OF),
+        ("feedback", "loaded", AS_OF),
     ]
     assert sum(f.rows_read for f in files) == (
-        sample.fx_rates + sample.collectors + sample.customers + sample.invoices + sample.payments
+        sample.fx_rates
+        + sample.collectors
+        + sample.customers
+        + sample.invoices
+        + sample.payments
+        + sample.feedback
     )
     assert sum(f.rows_quarantined for f in files) >= sample.defect_rows > 0
     assert not list((home / "inbox").iterdir())
@@ -156,7 +163,7 @@ def test_daily_pipeline_end_to_end(warehouse, home):
     assert ran(again, "ingest_invoices") == ["skipped"]  # the inbox is empty now
     assert run("receivables_risk").ok
     with warehouse.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(ingested_files)).scalar() == 5
+        assert conn.execute(sa.select(sa.func.count()).select_from(ingested_files)).scalar() == 6
         again_rows = {
             r.invoice_id: r
             for r in conn.execute(

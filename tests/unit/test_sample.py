@@ -65,6 +65,7 @@ def test_summary_counts_match_files(ledger: dict) -> None:
     assert summary.collectors == len(ledger["collectors"])
     assert summary.invoices == len(ledger["invoices"])
     assert summary.payments == len(ledger["payments"])
+    assert summary.feedback == len(ledger["feedback"]) >= 8
     assert summary.defects == {}
     assert summary.defect_rows == 0
 
