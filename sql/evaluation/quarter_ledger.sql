@@ -9,13 +9,14 @@
 -- and of its first day, `start`.
 --
 -- Outstanding on a day = amount - payments with paid_date on or before it, for invoices issued
--- on or before it, counted when positive (the aging definition). An invoice issued by a
--- quarter's opening and settled by then adds nothing to any of its figures, so `owed` keeps only
--- the invoices issued by the last closing and not settled by the first opening (the earliest
--- day), and each quarter reads the ones that are not settled by its own opening. A currency
--- whose invoices are all settled by a quarter's opening gets no row for that quarter.
--- Arithmetic is on whole cents (64-bit integers), so money is exact; the sums come out as whole
--- cents.
+-- on or before it, counted when positive (the aging definition). An invoice issued and settled
+-- by a quarter's opening adds nothing to any of the quarter's figures: `owed` keeps the invoices
+-- issued by the last closing but those issued and settled by the first opening (the earliest
+-- day), and each quarter reads, of those, the ones issued by its closing but not issued and
+-- settled by its opening. So a currency whose invoices issued by a quarter's closing were all
+-- settled by its opening has no row for that quarter (its figures are all zero; the caller
+-- knows the book from its sales). Arithmetic is on whole cents (64-bit integers), so money is
+-- exact; the sums come out as whole cents.
 WITH paid AS (
 {{ ledger.paid_by_invoice(days) }}
 ), owed AS (
