@@ -150,6 +150,12 @@ def exported(engine, name: str, folder, as_of: dt.date | None = None) -> tuple[l
         return list(csv.DictReader(f)), text
 
 
+def rejects_by_cell(engine, folder) -> dict[tuple[str, str], dict]:
+    """The ``rejects`` export's rows by (row number, column), through the product's code."""
+    found, _text = exported(engine, "rejects", folder)
+    return {(r["row_number"], r["column"]): r for r in found}
+
+
 def add_invoice(engine, invoice_id: str, customer_id: str, issue, due, amount, currency: str):
     """One more invoice (in another currency, say) of a customer already loaded."""
     with engine.begin() as conn:

@@ -8,7 +8,7 @@ import datetime as dt
 
 from receivables.ingest.kinds import FEEDBACK_TOPICS, KINDS, kind_for, ordered_kinds
 from receivables.warehouse.schema import staff_feedback
-from tests.helpers import drop, exported, rows
+from tests.helpers import drop, rejects_by_cell, rows
 
 HEADER = "feedback_id,date,author,team,topic,text\n"
 NAME = "feedback_2024-02.csv"
@@ -17,11 +17,6 @@ NAME = "feedback_2024-02.csv"
 def remarks(engine) -> dict[str, dict]:
     found = rows(engine, staff_feedback, staff_feedback.c.feedback_id)
     return {r["feedback_id"]: r for r in found}
-
-
-def rejects(engine, tmp_path) -> dict[tuple[str, str], dict]:
-    found, _text = exported(engine, "rejects", tmp_path)
-    return {(r["row_number"], r["column"]): r for r in found}
 
 
 def test_feedback_is_a_kind_of_its_own_loaded_last():
@@ -69,7 +64,7 @@ def test_a_file_of_remarks_loads_and_bad_rows_are_quarantined_saying_why(
     assert found["F-2"]["text"] == 'The English letter is stiff.\nSay "please" once.'
     assert found["F-3"]["text"].startswith('=HYPERLINK("http://x";"call")')  # kept as text
 
-    problems = rejects(engine, tmp_path)
+    problems = rejects_by_cell(engine, tmp_path)
     assert {key: problem["reason"] for key, problem in problems.items()} == {
         ("4", "date"): (
             "dated after the business date 2024-03-01: feedback is dropped once it was given"

@@ -28,7 +28,7 @@ from receivables.warehouse.schema import (
     legal_cases,
     quarantined_rows,
 )
-from tests.helpers import INGEST_AS_OF, drop, exported
+from tests.helpers import INGEST_AS_OF, drop, exported, rejects_by_cell
 from tests.unit.test_rules import make_batch
 
 AS_OF = INGEST_AS_OF  # 2024-03-01
@@ -88,11 +88,6 @@ def events(engine, case_id: str) -> list[tuple]:
 def event_count(engine) -> int:
     with engine.connect() as conn:
         return conn.execute(sa.select(sa.func.count()).select_from(legal_case_events)).scalar()
-
-
-def rejects(engine, tmp_path) -> dict[tuple[str, str], dict]:
-    found, _text = exported(engine, "rejects", tmp_path)
-    return {(r["row_number"], r["column"]): r for r in found}
 
 
 # -- the kind ----------------------------------------------------------------------------------
@@ -230,7 +225,7 @@ def test_steps_that_cannot_be_taken_are_quarantined_with_the_lifecycles_reason(
     )
     outcome = ingest.ingest(inbox / NAME)
     assert (outcome.rows_read, outcome.rows_loaded, outcome.rows_quarantined) == (17, 2, 15)
-    found = rejects(engine, tmp_path)
+    found = rejects_by_cell(engine, tmp_path)
 
     def line(row: int, column: str) -> tuple[str, str, str]:
         got = found[(str(row), column)]
@@ -342,7 +337,7 @@ def test_a_file_dropped_twice_changes_nothing(ingest, engine, home, tmp_path):
         1,
     )
     assert (cases(engine), event_count(engine)) == before
-    line = rejects(engine, tmp_path)[("4", "amount")]
+    line = rejects_by_cell(engine, tmp_path)[("4", "amount")]
     assert (line["file"], line["value"], line["reason"]) == (
         "legal_updates_resent.xlsx",
         "950.00",
@@ -409,7 +404,7 @@ def test_a_file_without_a_required_column_is_refused_whole(ingest, engine, home,
     assert outcome.status == "rejected"
     assert outcome.reason.startswith("missing required column(s): date;")
     assert (home / "rejected" / "2024-03-01" / NAME).exists()
-    line = rejects(engine, tmp_path)[("", "date")]
+    line = rejects_by_cell(engine, tmp_path)[("", "date")]
     assert line["kind"] == "legal_updates"
     assert cases(engine)["LC-1"]["status"] == "approved"
 
@@ -574,7 +569,7 @@ def test_a_file_of_many_refused_steps_holds_each_of_them(ingest, engine, home, t
     drop(inbox, NAME, "case_id,status,date\n" + unknown + "LC-1,filed,2024-02-01\n")
     outcome = ingest.ingest(inbox / NAME)
     assert (outcome.rows_read, outcome.rows_loaded, outcome.rows_quarantined) == (1201, 1, 1200)
-    found = rejects(engine, tmp_path)
+    found = rejects_by_cell(engine, tmp_path)
     assert len(found) == 1200
     assert found[("1200", "case_id")]["reason"] == "no legal case GONE-1200"
     assert cases(engine)["LC-1"]["status"] == "filed"

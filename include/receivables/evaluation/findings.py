@@ -903,18 +903,8 @@ def staff_remarks(engine: Engine, quarter: Quarter) -> list[StaffRemark]:
     s = staff_feedback.c
     with engine.connect() as conn:
         found = conn.execute(
-            sa.select(s.feedback_id, s.given_on, s.author, s.team, s.topic, s.text)
+            sa.select(s.feedback_id, s.given_on.label("date"), s.author, s.team, s.topic, s.text)
             .where(s.given_on >= quarter.start, s.given_on <= quarter.end)
             .order_by(s.given_on.desc(), s.feedback_id.desc())
-        ).all()
-    return [
-        StaffRemark(
-            feedback_id=row.feedback_id,
-            date=row.given_on,
-            author=row.author,
-            team=row.team,
-            topic=row.topic,
-            text=row.text,
-        )
-        for row in found
-    ]
+        ).mappings()
+        return [StaffRemark(**row) for row in found]
