@@ -145,3 +145,40 @@ def test_many_collectors_the_report_shows_the_best_and_the_worst(written):
     shown = [n for n in range(1, 31) if f"Collector {n:02d}<" in html]
     assert shown == [*range(1, 16), *range(26, 31)]
     assert "in the workbook (sheet Collectors): 10" in html
+
+
+def test_a_busy_quarter_shows_the_newest_remarks_and_keeps_every_one_whole(engine, tmp_path):
+    """22 remarks: the report lists the 20 newest, one line each, a long one cut with its length,
+    and says that the 2 oldest are in the workbook, which holds all 22 whole."""
+    from openpyxl import load_workbook
+
+    insert_ledger(engine)
+    long_text = "电话常常打不通，" * 100  # 800 characters
+    rows = [
+        remark(f"R{day:02d}", dt.date(2025, 4, day), f"remark of April {day}", "tools")
+        for day in range(1, 22)
+    ]
+    rows.append(remark("LONG", dt.date(2025, 6, 1), long_text, "customers"))
+    with engine.begin() as conn:
+        conn.execute(staff_feedback.insert(), rows)
+    policy = Policy()
+    prepare_quarter(engine, Q2, policy)
+    evaluation = evaluate(engine, Q2, policy)
+    files = write_report(evaluation, tmp_path / "2025Q2")
+
+    en = files.html["en"].read_text(encoding="utf-8")
+    assert "Remarks given in the quarter: 22" in en
+    assert "older remarks of the quarter are in the workbook (sheet Staff feedback): 2" in en
+    assert "remark of April 3<" in en  # the 20 newest: LONG and April 21 … 3
+    assert "remark of April 2<" not in en
+    assert "remark of April 1<" not in en
+    assert "… (800 characters)" in en
+    assert long_text not in en
+    zh = files.html["zh-CN"].read_text(encoding="utf-8")
+    assert "本季度较早的反馈见 Excel 工作簿（Staff feedback 工作表），条数： 2" in zh
+
+    sheet = load_workbook(files.xlsx)["Staff feedback"]
+    found = {row[0].value: row[5].value for row in sheet.iter_rows(min_row=2)}
+    assert len(found) == 22
+    assert found["LONG"] == long_text
+    assert found["R01"] == "remark of April 1"
