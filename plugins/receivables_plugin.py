@@ -10,11 +10,19 @@ Airflow's API server mounts :data:`app` under ``/receivables`` (``fastapi_apps``
   (also RFC 8058 one-click: ``List-Unsubscribe=One-Click``). A ``GET`` never changes anything:
   mail scanners open links before people do.
 * ``GET /receivables/feedback/{token}`` — the dispute and feedback form; ``POST`` records it.
+* ``GET /receivables/dashboard`` — the operations dashboard (``?as_of=YYYY-MM-DD``, default the
+  latest computed date), shown in the Airflow UI as *Receivables* (``external_views``: an iframe
+  at ``/plugin/receivables``); ``GET /receivables/dashboard/data-docs/…`` serves the Great
+  Expectations data docs it links to.
 
-These routes are reached by SendGrid and by customers, not by Airflow users, so they are not
-behind Airflow's login: the webhook is authenticated by its signature, each page by the
-unforgeable token in its link (:mod:`receivables.collection.links`). The app only calls the
-``receivables`` package; the warehouse is the one ``Settings.from_env().warehouse_url()`` names.
+The webhook and the customers' pages are reached by SendGrid and by customers, not by Airflow
+users, so they are not behind Airflow's login: the webhook is authenticated by its signature,
+each page by the unforgeable token in its link (:mod:`receivables.collection.links`). The
+dashboard and the data docs are for Airflow users only: they take Airflow's own authentication
+(:func:`airflow_user`: the ``_token`` cookie of the UI's login or an ``Authorization: Bearer``
+JWT, validated by the configured auth manager) and its permission to see the Airflow website.
+The app only calls the ``receivables`` package; the warehouse is the one
+``Settings.from_env().warehouse_url()`` names.
 """
 
 from __future__ import annotations
@@ -25,13 +33,14 @@ import logging
 import os
 import threading
 import time
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 from urllib.parse import parse_qs
 
 import sqlalchemy as sa
 from airflow.plugins_manager import AirflowPlugin
-from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 # The receivables package is imported inside the handlers: Airflow imports every plugin in each
@@ -56,10 +65,29 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "X-Robots-Tag": "noindex, nofollow",
 }
+#: The dashboard: the same, except that the Airflow UI (this origin) shows it in its iframe.
+DASHBOARD_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+    "frame-ancestors 'self'; base-uri 'none'"
+)
+#: Great Expectations' data docs load their styles and scripts from these CDNs (GX's own page
+#: templates). They run sandboxed: in a unique origin, so no script of theirs can act as the
+#: signed-in Airflow user, and they post nothing anywhere.
+DATA_DOCS_HOSTS = (
+    "https://cdn.jsdelivr.net https://cdnjs.cloudflare.com https://code.jquery.com "
+    "https://maxcdn.bootstrapcdn.com https://stackpath.bootstrapcdn.com https://unpkg.com"
+)
+DATA_DOCS_CSP = (
+    "sandbox allow-scripts allow-popups; default-src 'none'; "
+    f"script-src 'self' 'unsafe-inline' {DATA_DOCS_HOSTS}; "
+    f"style-src 'self' 'unsafe-inline' {DATA_DOCS_HOSTS}; "
+    f"font-src 'self' data: {DATA_DOCS_HOSTS}; img-src 'self' data:; "
+    "form-action 'none'; frame-ancestors 'self'; base-uri 'none'"
+)
 
 app = FastAPI(
     title="Receivables",
-    description="SendGrid Event Webhook and the customers' self-service pages",
+    description="SendGrid Event Webhook, the customers' self-service pages, the dashboard",
     # the routes are public; their description is nobody's business
     docs_url=None,
     redoc_url=None,
@@ -371,10 +399,154 @@ async def feedback_submit(token: str, request: Request) -> HTMLResponse:
     return _page("thanks", locale=page.locale, kind=kind)
 
 
+# --- the operations dashboard (Airflow users only) -----------------------------------------
+
+
+class _SignInRequired(Exception):
+    """The request carries no valid Airflow credential."""
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+async def airflow_user(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Any:
+    """The signed-in Airflow user, by Airflow's own dependency: ``get_user`` of the API server
+    (an ``Authorization: Bearer`` JWT, else the ``_token`` cookie the UI's login sets, each
+    validated by the configured auth manager), then ``requires_access_view(WEBSITE)`` — whoever
+    may see the Airflow UI may see the dashboard. No credential, or an invalid or expired one:
+    :class:`_SignInRequired` (a browser goes to Airflow's login, anything else gets 401); a user
+    without that permission: 403.
+
+    Imported here, not at the top: Airflow imports this plugin in all its processes, and only
+    the API server needs its security module."""
+    from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
+    from airflow.api_fastapi.core_api.security import get_user, requires_access_view
+
+    try:
+        user = await get_user(request, bearer_credentials=credentials)
+    except HTTPException as exc:
+        raise _SignInRequired(str(exc.detail)) from None
+    requires_access_view(AccessView.WEBSITE)(request, user)
+    return user
+
+
+AirflowUser = Annotated[Any, Depends(airflow_user)]
+
+
+@app.exception_handler(_SignInRequired)
+async def _sign_in(request: Request, exc: _SignInRequired) -> Response:
+    """A browser is sent to Airflow's login page, and back here after it; others get 401."""
+    if "text/html" in request.headers.get("accept", ""):
+        from airflow.api_fastapi.app import get_auth_manager
+
+        back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(get_auth_manager().get_url_login(next_url=back), status_code=303)
+    return JSONResponse(
+        {"detail": exc.detail}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+#: Where the page's form and its data docs links point, relative to ``/receivables/dashboard``.
+_PAGE_LINKS = {"form_action": "dashboard", "data_docs_base": "dashboard/data-docs/"}
+
+
+def _dashboard_html(day: dt.date | None, asked: str) -> tuple[int, str]:
+    """(status, page) of the dashboard of ``day`` (None: the latest computed date)."""
+    from receivables import dashboard
+    from receivables.config import Settings
+
+    settings = Settings.from_env()
+    try:
+        built = dashboard.build(warehouse(), settings.policy, day, settings.data_docs_index)
+    except dashboard.NoSnapshot as exc:
+        status = 404 if day is not None else 200
+        return status, dashboard.page_html(None, message=str(exc), asked=asked, **_PAGE_LINKS)
+    return 200, dashboard.page_html(built, **_PAGE_LINKS)
+
+
+def _dashboard_response(status: int, page: str) -> HTMLResponse:
+    return HTMLResponse(
+        page, status_code=status, headers={"Content-Security-Policy": DASHBOARD_CSP}
+    )
+
+
+@app.get("/dashboard", response_class=HTMLResponse)
+async def dashboard_page(_user: AirflowUser, as_of: str = "") -> HTMLResponse:
+    """The operations dashboard of ``as_of`` (``YYYY-MM-DD``; empty: the latest computed)."""
+    from receivables import dashboard
+    from receivables.config import ConfigError
+
+    asked = as_of.strip()
+    try:
+        day = dt.date.fromisoformat(asked) if asked else None
+    except ValueError:
+        message = f"{asked[:40]!r} is not a date: expected YYYY-MM-DD"
+        return _dashboard_response(400, dashboard.page_html(None, message=message, **_PAGE_LINKS))
+    try:
+        status, page = await _call(_dashboard_html, day, asked)
+    except (_Unavailable, ConfigError):
+        message = "The warehouse or the configuration cannot be read now; try again in a moment."
+        return _dashboard_response(503, dashboard.page_html(None, message=message, **_PAGE_LINKS))
+    return _dashboard_response(status, page)
+
+
+@app.get("/dashboard/data-docs/{path:path}")
+async def data_docs(path: str, _user: AirflowUser) -> Response:
+    """A file of the Great Expectations data docs (``$RECEIVABLES_HOME/gx/…/local_site``),
+    sandboxed (see :data:`DATA_DOCS_CSP`); nothing outside that folder."""
+    from receivables.config import ConfigError, Settings
+    from receivables.dashboard import data_docs_file
+
+    try:
+        root = Settings.from_env().data_docs_index.parent
+    except ConfigError:
+        return _error(503, "the configuration cannot be read")
+    found = await run_in_threadpool(data_docs_file, root, path)
+    if found is None:
+        return _error(404, "no such page in the data docs")
+    return FileResponse(found, headers={"Content-Security-Policy": DATA_DOCS_CSP})
+
+
+#: The menu icon of the *Receivables* page in the Airflow UI (public: it is only a picture).
+ICON_SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" fill="none" stroke="#017cee" '
+    'stroke-width="2" stroke-linecap="round" stroke-linejoin="round">'
+    '<rect x="3" y="3" width="18" height="18" rx="2"/><path d="M7 16v-3M12 16V8M17 16v-6"/></svg>'
+)
+
+
+@app.get("/icon.svg")
+async def icon() -> Response:
+    """The page's icon in Airflow's navigation bar."""
+    return Response(
+        ICON_SVG, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"}
+    )
+
+
 class ReceivablesPlugin(AirflowPlugin):
-    """Registers the webhook and the self-service pages with Airflow's API server."""
+    """Registers the webhook, the self-service pages and the dashboard with Airflow's API
+    server, and the dashboard as the *Receivables* page of the Airflow UI."""
 
     name = "receivables"
     fastapi_apps: ClassVar[list[dict[str, Any]]] = [
         {"app": app, "url_prefix": "/receivables", "name": "Receivables"}
+    ]
+    # An external view with a url_route is shown inside the UI (an iframe at /plugin/receivables);
+    # the addresses are relative to the UI's base URL, so a deployment under a path works too.
+    external_views: ClassVar[list[dict[str, Any]]] = [
+        {
+            "name": "Receivables",
+            "href": "receivables/dashboard",
+            "url_route": "receivables",
+            "destination": "nav",
+            "nav_top_level": True,
+            "icon": "receivables/icon.svg",
+        }
     ]
