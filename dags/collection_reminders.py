@@ -40,6 +40,7 @@ PARALLEL_BATCHES = 4
     catchup=False,
     max_active_runs=1,
     default_args=dag_defaults.default_args(),
+    deadline=dag_defaults.chain_deadline_alert(),
     tags=["receivables", "collection"],
 )
 def collection_reminders():

@@ -58,6 +58,7 @@ def _review_time() -> dt.timedelta:
     catchup=False,
     max_active_runs=1,
     default_args=dag_defaults.default_args(),
+    deadline=dag_defaults.chain_deadline_alert(),
     tags=["receivables", "legal"],
 )
 def legal_escalation():

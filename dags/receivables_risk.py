@@ -41,6 +41,7 @@ from receivables.airflow import assets, dag_defaults
     catchup=False,
     max_active_runs=1,
     default_args=dag_defaults.default_args(),
+    deadline=dag_defaults.chain_deadline_alert(),
     tags=["receivables", "risk"],
 )
 def receivables_risk():

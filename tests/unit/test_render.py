@@ -73,6 +73,22 @@ def task_failure(text: str) -> dict:
     }
 
 
+def chain_deadline(text: str) -> dict:
+    return {
+        "dag_id": "receivables_risk",
+        "run_id": text,
+        "run_type": "asset_triggered",
+        "state": "running",
+        "as_of": "2025-06-30",
+        "deadline": "2025-06-30 08:00:00 Asia/Shanghai",
+        "deadline_utc": "2025-06-30 00:00:00 UTC",
+        "queued_at": "2025-06-30 06:40:00 Asia/Shanghai",
+        "chain_deadline": "08:00",
+        "window": "2 h",
+        "run_url": f"http://airflow.example.com/dags/receivables_risk/runs/{text}",
+    }
+
+
 def daily_digest(text: str) -> dict:
     mover = {
         "customer_id": text,
@@ -138,6 +154,7 @@ def daily_digest(text: str) -> dict:
 
 
 CONTEXTS = {
+    "ops/chain_deadline": chain_deadline,
     "ops/ingest_quality": ingest_quality,
     "ops/task_failure": task_failure,
     "risk/daily_digest": daily_digest,

@@ -1,4 +1,5 @@
-"""Settings every DAG shares: owner, retries, the failure alert, the start date, the timetable.
+"""Settings every DAG shares: owner, retries, the failure alert, the start date, the timetable;
+the daily chain's deadline alert.
 
 Read at parse time, so only cheap things happen here (environment variables, no I/O).
 """
@@ -7,10 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from typing import TYPE_CHECKING
 
 import pendulum
 
 from receivables.config import DEFAULT_TIMEZONE
+
+if TYPE_CHECKING:
+    from airflow.sdk import DeadlineAlert
 
 #: The business time zone: schedules run on its clock and the as-of date is its date.
 TIMEZONE = os.environ.get("RECEIVABLES_TIMEZONE") or DEFAULT_TIMEZONE
@@ -68,3 +73,13 @@ def default_args() -> dict:
         "execution_timeout": task_timeout(),
         "on_failure_callback": alert_on_failure,
     }
+
+
+def chain_deadline_alert() -> DeadlineAlert | None:
+    """The deadline alert of the daily chain's DAGs (``ledger_ingest``, ``receivables_risk``,
+    ``collection_reminders``, ``legal_escalation``): each run that has not finished by
+    ``RECEIVABLES_CHAIN_DEADLINE`` (default 08:00 business time) emails the data engineers once.
+    None when the variable is ``none``. See :mod:`receivables.airflow.deadlines`."""
+    from receivables.airflow.deadlines import deadline_alert
+
+    return deadline_alert()

@@ -185,6 +185,10 @@ def run_dag(
         answerer = ReviewAnswerer(dag_id, dag_test_run_id(logical_date, run_after), legal_review)
     with output_to(log_file), _interruptible(answerer is not None):
         dag = load_dag(dag_id)
+        # No scheduler watches deadlines under DAG.test(), and Airflow 3.3's DAG.test() fails at
+        # the end of a successful run of a DAG that carries one (apache/airflow#73428): the run
+        # is tested without it. The DAG files keep theirs for the scheduler.
+        dag.deadline = None
         if answerer:
             answerer.start()
         try:
