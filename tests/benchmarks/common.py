@@ -218,3 +218,18 @@ def measured_code() -> dict:
 
     root = Path(os.environ.get(CODE_ENV) or REPO)
     return {"fingerprint": fingerprint(root), "package": str(Path(receivables.__file__).parent)}
+
+
+def child_env(code: Path | None = None) -> dict[str, str]:
+    """The environment of a measuring child process: the package imported from the snapshot
+    ``code`` (see :func:`snapshot_code`) when given, GX analytics off, and none of the caller's
+    warehouse, inbox or config settings (each child sets up its own)."""
+    env = {**os.environ, "GX_ANALYTICS_ENABLED": "false"}
+    if code is not None:
+        path = os.pathsep.join(
+            p for p in (str(code / "include"), os.environ.get("PYTHONPATH")) if p
+        )
+        env.update(PYTHONPATH=path, **{CODE_ENV: str(code)})
+    for name in ("RECEIVABLES_DB_URL", "RECEIVABLES_INBOX", "RECEIVABLES_CONFIG"):
+        env.pop(name, None)
+    return env

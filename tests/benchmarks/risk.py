@@ -146,13 +146,13 @@ def _cents(engine_name: str, column: str) -> str:
     return column if engine_name == "sqlite" else f"CAST({column} * 100 AS BIGINT)"
 
 
-def _outputs(engine, engine_name: str) -> dict:
+def _outputs(engine, engine_name: str, as_of: dt.date = AS_OF) -> dict:
     """What the yardsticks check, read from the warehouse after the steps (not timed)."""
     import sqlalchemy as sa
 
     from receivables.warehouse.schema import provision_rates
 
-    day = f"'{AS_OF.isoformat()}'"
+    day = f"'{as_of.isoformat()}'"
     classes = _scalar_rows(
         engine,
         "SELECT risk_class, COUNT(*), SUM(CASE WHEN rule_applied THEN 1 ELSE 0 END) "
@@ -170,7 +170,7 @@ def _outputs(engine, engine_name: str) -> dict:
                 r.c.roll_rate,
                 r.c.roll_months,
             )
-            .where(r.c.as_of_date == AS_OF)
+            .where(r.c.as_of_date == as_of)
             .order_by(r.c.currency, r.c.bucket)
         ).all()
     ecl = _scalar_rows(
