@@ -9,7 +9,7 @@ DEMO_HOME ?= $(CURDIR)/var/demo
 DEMO_AS_OF ?= 2025-07-01
 DEMO_CUSTOMERS ?= 400
 
-.PHONY: install demo demo-sendgrid test airflow bench lint format clean
+.PHONY: install demo demo-sendgrid test e2e airflow bench lint format clean
 
 # A stamp keeps `make install` fast when neither the lock nor pyproject changed.
 $(VENV)/.installed: uv.lock pyproject.toml
@@ -63,6 +63,12 @@ test: install
 	$(BIN)/python -m tests.services
 	$(BIN)/pytest
 
+# Only the distributed end-to-end tier: Airflow's components as separate processes on the Celery
+# executor (Redis broker, PostgreSQL metadata and warehouse), started natively.
+e2e: install
+	$(BIN)/python -m tests.services
+	$(BIN)/pytest tests/e2e
+
 airflow: install
 	$(BIN)/receivables airflow
 
@@ -70,6 +76,7 @@ bench: install
 	$(BIN)/python -m tests.benchmarks.run
 	$(BIN)/python -m tests.benchmarks.reminders
 	$(BIN)/python -m tests.benchmarks.evaluation
+	$(BIN)/python -m tests.benchmarks.chain
 
 lint: install
 	$(BIN)/ruff check .

@@ -46,10 +46,10 @@ PG_ADMIN_URL = os.environ.get(
 
 
 def pytest_collection_modifyitems(items):
-    """Every test carries its tier's marker (unit / dags / integration) from its folder."""
+    """Every test carries its tier's marker (unit / dags / integration / e2e) from its folder."""
     for item in items:
         tier = Path(str(item.fspath)).parent.name
-        if tier in ("unit", "dags", "integration"):
+        if tier in ("unit", "dags", "integration", "e2e"):
             item.add_marker(getattr(pytest.mark, tier))
 
 
